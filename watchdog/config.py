@@ -1,0 +1,319 @@
+"""The configuration file: pydantic models, strict validation, precise errors.
+
+Every model forbids unknown keys; an error names the file, the line and the dotted key,
+and for a misspelt key suggests the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .yamlfile import Problem, YamlFileError, dotted, interpolate, load_yaml, locate
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90`, `"30s"`, `"10m"`, `"2h"`, `"30d"` -> timedelta (bare numbers are seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 10m, 2h or 7d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 2h or 7d")
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda td: f"{td.total_seconds():g}s", return_type=str),
+    Field(json_schema_extra={"type": "string", "pattern": _DURATION.pattern}),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DimensionConfig(Strict):
+    """An order column used to slice cancellations (carrier, product, distributor...)."""
+
+    column: str = Field(description="Column in the order table (or alias in a custom query).")
+    label: bool = Field(
+        default=True,
+        description="Expose as a label on watchdog_cancellations_total. Keep false for "
+        "high-cardinality columns unless top_k is small.",
+    )
+    top_k: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="At most this many distinct values get their own metric label; the rest "
+        "are reported as `other`.",
+    )
+
+
+class ColumnsConfig(Strict):
+    id: str = Field(default="id", description="Primary key of the order table.")
+    status: str = Field(default="status", description="Order status column.")
+    changed_at: str = Field(
+        default="updated_at",
+        description="Change timestamp used as the polling cursor (with id). Needs an index "
+        "on (changed_at, id).",
+    )
+    reason: list[str] = Field(
+        default_factory=lambda: ["remark"],
+        description="Reason text column(s); the first non-empty one is used.",
+    )
+    created_at: str | None = Field(
+        default=None, description="Order creation timestamp, for counting new orders."
+    )
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class SourceConfig(Strict):
+    url: str = Field(description="SQLAlchemy URL of the order database (read-only use).")
+    table: str | None = Field(default="orders", description="Order table.")
+    db_schema: str | None = Field(default=None, alias="schema", description="Schema of the table.")
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    cancelled_statuses: list[str] = Field(
+        default_factory=lambda: ["已撤单"],
+        min_length=1,
+        description="Status values that mean the order was cancelled.",
+    )
+    dimensions: dict[str, DimensionConfig] = Field(
+        default_factory=dict, description="Dimension name -> column mapping."
+    )
+    query: str | None = Field(
+        default=None,
+        description="Custom SELECT instead of table/columns. It must return the columns "
+        "id, status, changed_at, reason and the dimension names, and accept the bind "
+        "parameters :since_ts, :since_id and :limit (see README).",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai", description="Zone of naive timestamps in the order database."
+    )
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    max_batches_per_poll: int = Field(default=20, ge=1)
+    overlap: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Look-back re-read on every poll so that late commits are not missed.",
+    )
+    initial_lookback: Duration = Field(
+        default=timedelta(days=1),
+        description="On the very first poll (no stored cursor), start this far back.",
+    )
+    statement_timeout: Duration = Field(default=timedelta(seconds=10))
+    count_orders: bool = Field(
+        default=False, description="Also count newly created orders (needs columns.created_at)."
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)") from exc
+        return v
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SourceConfig:
+        if not self.query and not self.table:
+            raise ValueError("set either `table` or `query`")
+        if self.count_orders and not self.columns.created_at:
+            raise ValueError("count_orders needs columns.created_at")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class StateConfig(Strict):
+    url: str = Field(
+        default="sqlite:///watchdog-state.db",
+        description="SQLAlchemy URL of the state database (SQLite file or PostgreSQL).",
+    )
+    retention: Duration = Field(
+        default=timedelta(days=35),
+        description="How long classified cancellations and dedupe keys are kept.",
+    )
+
+
+class PollConfig(Strict):
+    interval: Duration = Field(default=timedelta(seconds=30), description="Time between polls.")
+
+
+class RulesConfig(Strict):
+    use_defaults: bool = Field(default=True, description="Load the shipped default rules.")
+    paths: list[str] = Field(
+        default_factory=list, description="Extra rule files or directories of *.yaml files."
+    )
+
+
+class MetricsConfig(Strict):
+    listen: str = Field(
+        default="127.0.0.1:9464", description="host:port of /metrics, /healthz and /readyz."
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _hostport(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"{v!r} is not host:port (e.g. 127.0.0.1:9464)")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class LoggingConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a terminal, JSON lines otherwise."
+    )
+
+
+class Config(Strict):
+    """Root of the cancel-watchdog configuration file."""
+
+    source: SourceConfig
+    state: StateConfig = Field(default_factory=StateConfig)
+    poll: PollConfig = Field(default_factory=PollConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    path: Path | None = Field(default=None, exclude=True, description="(set by the loader)")
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(relative)
+        if p.is_absolute() or self.path is None:
+            return p
+        return self.path.parent / p
+
+
+class ConfigError(YamlFileError):
+    """The configuration cannot be used."""
+
+
+def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        tree = load_yaml(path)
+        data = interpolate(tree, str(path), env)
+    except YamlFileError as exc:
+        raise ConfigError(exc.problems) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(str(path), 1, "", "expected a mapping at the top level")])
+    try:
+        cfg = Config.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, tree, str(path), Config)) from exc
+    return cfg
+
+
+def validation_problems(
+    exc: ValidationError, tree: Any, file: str, root_model: type[BaseModel]
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        line = locate(tree, loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(root_model, loc[:-1])
+            guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+            msg = "unknown key" + (f"; did you mean `{guess[0]}`?" if guess else "")
+            if allowed and not guess:
+                msg += f" (valid keys: {', '.join(sorted(allowed))})"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        problems.append(Problem(file, line, dotted(loc), msg))
+    return problems
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys valid at `loc`, walking model fields (and dict values) from the root."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = _field_by_key(current, str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        elif typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items() if name != "path"]
+    return []
+
+
+def _field_by_key(model: type[BaseModel], key: str) -> Any:
+    for name, f in model.model_fields.items():
+        if key in (name, f.alias):
+            return f
+    return None
+
+
+def _unwrap(tp: Any) -> Any:
+    """Optional[X] -> X."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def config_json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema.get("properties", {}).pop("path", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "cancel-watchdog configuration"
+    return schema

@@ -1,0 +1,101 @@
+"""The vocabulary shared by every stage: plain, immutable values.
+
+Times are always timezone-aware UTC datetimes inside the process; the source converts
+naive order-database timestamps on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+CATEGORIES: tuple[str, ...] = (
+    "operator_error",
+    "system_fault",
+    "supply_shortage",
+    "compliance",
+    "customer_initiated",
+    "duplicate",
+    "unknown",
+)
+"""The built-in categories; rules may add more (e.g. `logistics`)."""
+
+UNKNOWN = "unknown"
+EXCLUDE = "exclude"
+"""Outcome of a rule that removes an order from monitoring (test orders, ops bulk actions)."""
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Cursor:
+    """Keyset position in the order table: (change timestamp, id).
+
+    `order_id` keeps the database's own type (int or str) so that keyset comparisons
+    in SQL use the column's ordering.
+    """
+
+    changed_at: datetime
+    order_id: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """One cancelled order as read from the order database.
+
+    `reason` is the current reason text: for a JSON-timeline remark it is the content of
+    the last entry, and `event_time` is that entry's time; otherwise `event_time` is
+    `changed_at`.
+    """
+
+    order_id: str
+    status: str
+    reason: str | None
+    event_time: datetime
+    changed_at: datetime
+    dimensions: Mapping[str, str] = field(default=_EMPTY)
+    raw_id: Any = None
+    """The id in the database's own type, for the cursor."""
+
+    @property
+    def dedupe_key(self) -> tuple[str, str]:
+        return (self.order_id, self.status)
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.changed_at, self.raw_id if self.raw_id is not None else self.order_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules decided for one reason text."""
+
+    category: str
+    rule: str
+    matched: tuple[str, ...] = ()
+    """Ids of every rule that matched, winner first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    cancellation: Cancellation
+    verdict: Verdict
+
+    @property
+    def category(self) -> str:
+        return self.verdict.category
+
+    @property
+    def excluded(self) -> bool:
+        return self.verdict.category == EXCLUDE
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCount:
+    """Newly created orders in one poll, per dimension values (for cancellation ratios)."""
+
+    dimensions: Mapping[str, str]
+    count: int
