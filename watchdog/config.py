@@ -144,7 +144,9 @@ class SourceConfig(Strict):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)") from exc
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)"
+            ) from exc
         return v
 
     @model_validator(mode="after")
@@ -190,7 +192,7 @@ class MetricsConfig(Strict):
     @field_validator("listen")
     @classmethod
     def _hostport(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
+        _, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"{v!r} is not host:port (e.g. 127.0.0.1:9464)")
         return v

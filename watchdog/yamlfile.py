@@ -144,10 +144,9 @@ def locate(root: Any, path: Sequence[Any]) -> int | None:
     """Line of the deepest element of `path` that exists in the parsed tree."""
     node, line = root, None
     for part in path:
-        if isinstance(node, CommentedMap) and part in node:
-            line = line_of(node, part) or line
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+        in_map = isinstance(node, CommentedMap) and part in node
+        in_seq = isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node)
+        if in_map or in_seq:
             line = line_of(node, part) or line
             node = node[part]
         else:

@@ -1,0 +1,207 @@
+"""One poll: read new cancellations -> classify -> commit state -> update metrics.
+
+The daemon's scheduler and `replay` both call `Pipeline.poll(now)`; the clock is an
+argument, so a backtest runs exactly the production code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+import structlog
+
+from .config import SourceConfig
+from .labels import LabelPolicy
+from .metrics import CANCELLATIONS, DUPLICATES, EXCLUDED, ORDERS, RULE_HITS, Metrics
+from .model import UNKNOWN, Cancellation, Classified, Cursor, OrderCount, Verdict
+from .privacy import mask_text
+from .source import OrderSource, SourceError
+from .store import REASON_SAMPLE_CHARS, Batch, CounterKey, StateError, StateStore
+
+log = structlog.get_logger("watchdog.pipeline")
+
+ORDERS_CURSOR = "orders"
+
+
+class Classifier(Protocol):
+    def classify(self, reason: str | None, fields: Mapping[str, str] | None = None) -> Verdict: ...
+
+
+class PollFailed(Exception):
+    """A poll stopped at `stage`; what was committed before stays committed."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        self.stage = stage
+        self.cause = cause
+        super().__init__(f"{stage}: {cause}")
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    rows_read: int
+    new: int
+    duplicates: int
+    by_category: Mapping[str, int]
+    excluded: int
+    pages: int
+    caught_up: bool
+    cursor: Cursor | None
+
+
+@dataclass
+class Pipeline:
+    source: OrderSource
+    store: StateStore
+    rules: Classifier
+    metrics: Metrics
+    labels: LabelPolicy
+    cfg: SourceConfig
+    _order_until: datetime | None = field(default=None, init=False)
+
+    def poll(self, now: datetime) -> PollReport:
+        """Read every new cancellation (up to the per-poll page budget) exactly once."""
+        stored = self.store.load_cursor()
+        after = self._start(stored, now)
+        total = Tally[str]()
+        rows_read = new = dups = excluded = pages = 0
+        caught_up = False
+        cursor = stored
+        for pages in range(1, self.cfg.max_batches_per_poll + 1):  # noqa: B007
+            try:
+                rows = self.source.fetch_cancellations(after, self.cfg.batch_size)
+            except SourceError as exc:
+                self._failed("source", exc)
+            self.metrics.source_up.set(1)
+            if not rows:
+                caught_up = True
+                break
+            rows_read += len(rows)
+            classified = [self._classify(c) for c in rows]
+            cursor = _later(cursor, rows[-1].cursor)
+            fresh, counts = self._commit(classified, cursor, now)
+            self.metrics.add(counts)
+            new += len(fresh)
+            dups += len(rows) - len(fresh)
+            for c in fresh:
+                if c.excluded:
+                    excluded += 1
+                else:
+                    total[c.category] += 1
+            after = rows[-1].cursor
+            self.metrics.rows_read.inc(len(rows))
+            if len(rows) < self.cfg.batch_size:
+                caught_up = True
+                break
+        if self.cfg.count_orders:
+            self._count_orders(now)
+        lag = 0.0 if caught_up or cursor is None else (now - cursor.changed_at).total_seconds()
+        self.metrics.cursor_lag.set(max(lag, 0.0))
+        return PollReport(rows_read, new, dups, dict(total), excluded, pages, caught_up, cursor)
+
+    def _start(self, stored: Cursor | None, now: datetime) -> Cursor:
+        """Where this poll starts reading.
+
+        While catching up, strictly after the stored cursor. Once caught up, re-read the
+        last `overlap` of change time: a row committed late carries a timestamp up to
+        `overlap` in the past, and would otherwise fall behind the cursor. Dedupe keys make
+        the re-read count nothing twice.
+        """
+        recent = now - self.cfg.overlap
+        if stored is None:
+            return Cursor(now - self.cfg.initial_lookback, None)
+        if stored.changed_at < recent:
+            return stored
+        return Cursor(recent, None)
+
+    def _classify(self, c: Cancellation) -> Classified:
+        try:
+            verdict = self.rules.classify(c.reason, {**c.dimensions, "status": c.status})
+        except Exception as exc:  # a rule bug must not stop counting
+            self.metrics.poll_errors.labels(stage="classify").inc()
+            log.error("classify_failed", order_id=c.order_id, error=repr(exc))
+            verdict = Verdict(UNKNOWN, "error")
+        return Classified(c, verdict)
+
+    def _commit(
+        self, classified: Sequence[Classified], cursor: Cursor, now: datetime
+    ) -> tuple[list[Classified], dict[CounterKey, int]]:
+        admitted: list[tuple[str, str]] = []
+        try:
+            with self.store.transaction() as tx:
+                fresh = tx.new_keys(classified)
+                counts: Tally[CounterKey] = Tally()
+                for c in fresh:
+                    if c.excluded:
+                        counts[(EXCLUDED, (("rule", c.verdict.rule),))] += 1
+                        continue
+                    pairs, new_labels = self.labels.labels_for(c.cancellation.dimensions)
+                    admitted.extend(new_labels)
+                    counts[(CANCELLATIONS, tuple(sorted((("category", c.category), *pairs))))] += 1
+                    counts[(RULE_HITS, (("rule", c.verdict.rule),))] += 1
+                counts[(DUPLICATES, ())] += len(classified) - len(fresh)
+                reasons = {c.cancellation.order_id: _sample(c.cancellation.reason) for c in fresh}
+                tx.write(Batch(fresh, cursor, counts, admitted, reasons), now)
+        except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
+            self.labels.forget(admitted)
+            self._failed("state", exc)
+        self.metrics.state_up.set(1)
+        return fresh, dict(counts)
+
+    def _count_orders(self, now: datetime) -> None:
+        """Count orders created since the last count, for cancellation ratios."""
+        since = self._order_until or self._stored_order_until() or now - self.cfg.overlap
+        until = now
+        try:
+            counts: Sequence[OrderCount] = self.source.count_new_orders(since, until)
+        except SourceError as exc:
+            self.metrics.poll_errors.labels(stage="orders").inc()
+            log.warning("order_count_failed", error=str(exc))
+            return
+        deltas: Tally[CounterKey] = Tally()
+        admitted: list[tuple[str, str]] = []
+        for oc in counts:
+            pairs, new_labels = self.labels.labels_for(oc.dimensions)
+            admitted.extend(new_labels)
+            deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
+        try:
+            with self.store.transaction(ORDERS_CURSOR) as tx:
+                tx.write(Batch((), Cursor(until, ""), deltas, admitted), now)
+        except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
+            self.labels.forget(admitted)
+            self._failed("state", exc)
+        self.metrics.add(deltas)
+        self._order_until = until
+
+    def _stored_order_until(self) -> datetime | None:
+        stored = self.store.load_cursor(ORDERS_CURSOR)
+        return stored.changed_at if stored else None
+
+    def _failed(self, stage: str, exc: BaseException) -> None:
+        self.metrics.poll_errors.labels(stage=stage).inc()
+        if stage == "source":
+            self.metrics.source_up.set(0)
+        elif stage == "state":
+            self.metrics.state_up.set(0)
+        raise PollFailed(stage, exc) from exc
+
+
+def _later(a: Cursor | None, b: Cursor) -> Cursor:
+    if a is None or b.changed_at > a.changed_at:
+        return b
+    if b.changed_at == a.changed_at and a.order_id is not None and b.order_id is not None:
+        try:
+            return b if b.order_id > a.order_id else a
+        except TypeError:
+            return b
+    return a
+
+
+def _sample(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    return mask_text(reason[:REASON_SAMPLE_CHARS])

@@ -1,0 +1,360 @@
+"""The state database: tables and the few transactions that touch them.
+
+Cursor, dedupe keys, classified events and counter totals are committed in one
+transaction per batch, so a crash at any point followed by a restart counts every
+cancellation exactly once. SQLite by default, PostgreSQL (or MySQL) for production.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from .model import Classified, Cursor
+
+SCHEMA_VERSION = 1
+REASON_SAMPLE_CHARS = 300
+_CHUNK = 500
+
+
+class StateError(Exception):
+    """The state database cannot be used (unreachable, read-only, newer schema...)."""
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Stored as naive UTC (portable across SQLite/PostgreSQL/MySQL), read back aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        # MySQL's plain DATETIME drops microseconds; the cursor needs them exact.
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "watchdog_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+cursor_table = sa.Table(
+    "watchdog_cursor",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("id_is_int", sa.Boolean, nullable=False),
+)
+seen_table = sa.Table(
+    "watchdog_seen",
+    metadata,
+    sa.Column("order_id", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(64), primary_key=True),
+    sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
+)
+events_table = sa.Table(
+    "watchdog_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("order_id", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(64), nullable=False),
+    sa.Column("category", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("event_time", UTCDateTime(), nullable=False, index=True),
+    sa.Column("ingested_at", UTCDateTime(), nullable=False),
+    sa.Column("dimensions", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+)
+counters_table = sa.Table(
+    "watchdog_counters",
+    metadata,
+    sa.Column("metric", sa.String(64), primary_key=True),
+    sa.Column("labels", sa.String(512), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+label_values_table = sa.Table(
+    "watchdog_label_values",
+    metadata,
+    sa.Column("dimension", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), primary_key=True),
+)
+
+CounterKey = tuple[str, tuple[tuple[str, str], ...]]
+"""(metric name, sorted label pairs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    order_id: str
+    status: str
+    category: str
+    rule: str
+    event_time: datetime
+    dimensions: Mapping[str, str]
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Everything one page of a poll commits together."""
+
+    classified: Sequence[Classified]
+    cursor: Cursor
+    counters: Mapping[CounterKey, int]
+    """Counter increments, computed by the caller for the *new* items only (see `new_keys`)."""
+    admitted_labels: Iterable[tuple[str, str]] = ()
+    reasons: Mapping[str, str | None] | None = None
+    """Masked, shortened reason per order id, kept for alert samples."""
+
+
+class StateStore:
+    def __init__(self, engine: Engine, source_name: str = "default") -> None:
+        self.engine = engine
+        self.source_name = source_name
+
+    @classmethod
+    def open(cls, url: str) -> StateStore:
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        engine = sa.create_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema -----------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Create the tables, or refuse a state database written by a newer release."""
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                found = conn.execute(
+                    sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+                ).scalar()
+                if found is None:
+                    conn.execute(meta_table.insert().values(key="schema_version",
+                                                            value=str(SCHEMA_VERSION)))
+                elif int(found) > SCHEMA_VERSION:
+                    raise StateError(
+                        f"state database schema version {found} is newer than this release "
+                        f"supports ({SCHEMA_VERSION}); upgrade cancel-watchdog"
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            raise StateError(f"state database {self.safe_url}: {_short(exc)}") from exc
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def load_cursor(self, name: str | None = None) -> Cursor | None:
+        """The stored position of the main cursor, or of a named secondary one."""
+        key = self._cursor_key(name)
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(cursor_table).where(cursor_table.c.source == key)).first()
+        if row is None:
+            return None
+        oid: Any = int(row.order_id) if row.id_is_int else row.order_id
+        return Cursor(row.changed_at, oid)
+
+    def counters(self) -> dict[CounterKey, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(counters_table)).all()
+        return {(r.metric, tuple(sorted(json.loads(r.labels).items()))): r.value for r in rows}
+
+    def admitted_labels(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for dim, value in conn.execute(sa.select(label_values_table)).all():
+                out.setdefault(dim, set()).add(value)
+        return out
+
+    def events(self, since: datetime, until: datetime) -> Iterator[StoredEvent]:
+        q = (
+            sa.select(events_table)
+            .where(events_table.c.event_time >= since, events_table.c.event_time < until)
+            .order_by(events_table.c.event_time, events_table.c.id)
+        )
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=2000).execute(q):
+                yield StoredEvent(r.order_id, r.status, r.category, r.rule, r.event_time,
+                                  json.loads(r.dimensions), r.reason)
+
+    def count_events(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one()
+
+    # --- the batch transaction --------------------------------------------------------
+
+    def transaction(self, cursor_name: str | None = None) -> _Transaction:
+        return _Transaction(self, self._cursor_key(cursor_name))
+
+    def _cursor_key(self, name: str | None) -> str:
+        return self.source_name if name is None else f"{self.source_name}:{name}"
+
+    # --- housekeeping -----------------------------------------------------------------
+
+    def prune(self, before: datetime) -> tuple[int, int]:
+        """Drop events and dedupe keys older than `before`; returns (events, keys) removed."""
+        with self.engine.begin() as conn:
+            ev = conn.execute(events_table.delete().where(events_table.c.event_time < before))
+            keys = conn.execute(seen_table.delete().where(seen_table.c.seen_at < before))
+        return ev.rowcount or 0, keys.rowcount or 0
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+class _Transaction:
+    """`with store.transaction() as tx: fresh = tx.new_keys(items); tx.write(batch, now)`.
+
+    Commits on a clean exit, rolls back on an exception.
+    """
+
+    def __init__(self, store: StateStore, cursor_key: str) -> None:
+        self.store = store
+        self.cursor_key = cursor_key
+        self._ctx = store.engine.begin()
+        self.conn: Connection
+
+    def __enter__(self) -> _Transaction:
+        self.conn = self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._ctx.__exit__(*exc)
+
+    def new_keys(self, items: Sequence[Classified]) -> list[Classified]:
+        """The items whose (order id, status) was never seen; first occurrence in a batch.
+
+        Selecting and writing in one transaction keeps a crash from splitting them; the
+        primary key on seen keys is the backstop against a second writer.
+        """
+        seen: set[tuple[str, str]] = set()
+        ids = sorted({c.cancellation.order_id for c in items})
+        for i in range(0, len(ids), _CHUNK):
+            rows = self.conn.execute(
+                sa.select(seen_table.c.order_id, seen_table.c.status).where(
+                    seen_table.c.order_id.in_(ids[i : i + _CHUNK])
+                )
+            )
+            seen.update((r.order_id, r.status) for r in rows)
+        fresh = []
+        for c in items:
+            key = c.cancellation.dedupe_key
+            if key not in seen:
+                seen.add(key)
+                fresh.append(c)
+        return fresh
+
+    def write(self, batch: Batch, now: datetime) -> None:
+        conn = self.conn
+        reasons = batch.reasons or {}
+        if batch.classified:
+            conn.execute(
+                seen_table.insert(),
+                [{"order_id": c.cancellation.order_id, "status": c.cancellation.status,
+                  "seen_at": now} for c in batch.classified],
+            )
+            conn.execute(
+                events_table.insert(),
+                [
+                    {
+                        "order_id": c.cancellation.order_id,
+                        "status": c.cancellation.status,
+                        "category": c.verdict.category,
+                        "rule": c.verdict.rule,
+                        "event_time": c.cancellation.event_time,
+                        "ingested_at": now,
+                        "dimensions": json.dumps(dict(c.cancellation.dimensions),
+                                                 ensure_ascii=False, sort_keys=True),
+                        "reason": reasons.get(c.cancellation.order_id),
+                    }
+                    for c in batch.classified
+                ],
+            )
+        admitted = [{"dimension": d, "value": v} for d, v in batch.admitted_labels]
+        if admitted:
+            conn.execute(label_values_table.insert(), admitted)
+        if batch.counters:
+            _increment(conn, batch.counters)
+        _set_cursor(conn, self.cursor_key, batch.cursor)
+
+
+def _set_cursor(conn: Connection, source: str, cursor: Cursor) -> None:
+    values = {
+        "changed_at": cursor.changed_at,
+        "order_id": str(cursor.order_id),
+        "id_is_int": isinstance(cursor.order_id, int),
+    }
+    updated = conn.execute(
+        cursor_table.update().where(cursor_table.c.source == source).values(**values)
+    )
+    if not updated.rowcount:
+        conn.execute(cursor_table.insert().values(source=source, **values))
+
+
+def _increment(conn: Connection, deltas: Mapping[CounterKey, int]) -> None:
+    rows = [
+        {"metric": metric, "labels": json.dumps(dict(labels), ensure_ascii=False, sort_keys=True),
+         "value": n}
+        for (metric, labels), n in deltas.items()
+        if n
+    ]
+    if not rows:
+        return
+    name = conn.dialect.name
+    t = counters_table
+    if name in ("sqlite", "postgresql"):
+        ins = (sqlite.insert(t) if name == "sqlite" else postgresql.insert(t))
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.metric, t.c.labels], set_={"value": t.c.value + ins.excluded.value}
+        )
+    elif name in ("mysql", "mariadb"):
+        ins = mysql.insert(t)
+        stmt = ins.on_duplicate_key_update(value=t.c.value + ins.inserted.value)
+    else:  # pragma: no cover - other dialects are not supported for state
+        raise StateError(f"unsupported state database dialect {name}")
+    conn.execute(stmt, rows)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
