@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -224,6 +225,11 @@ class Config(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     path: Path | None = Field(default=None, exclude=True, description="(set by the loader)")
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values interpolated from the environment: never to be logged."""
+        return self._secrets
 
     def resolve(self, relative: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -241,7 +247,8 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
     path = Path(path)
     try:
         tree = load_yaml(path)
-        data = interpolate(tree, str(path), env)
+        used: set[str] = set()
+        data = interpolate(tree, str(path), env, used)
     except YamlFileError as exc:
         raise ConfigError(exc.problems) from exc
     if not isinstance(data, dict):
@@ -250,6 +257,7 @@ def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -
         cfg = Config.model_validate({**data, "path": path})
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, tree, str(path), Config)) from exc
+    cfg._secrets = tuple(sorted(v for v in used if len(v) >= 4))
     return cfg
 
 

@@ -23,6 +23,17 @@ CATEGORIES: tuple[str, ...] = (
 )
 """The built-in categories; rules may add more (e.g. `logistics`)."""
 
+CATEGORY_NAMES_ZH: Mapping[str, str] = MappingProxyType({
+    "operator_error": "操作错误",
+    "system_fault": "系统故障",
+    "supply_shortage": "资源不足",
+    "compliance": "合规风控",
+    "customer_initiated": "客户原因",
+    "duplicate": "重复订单",
+    "unknown": "未知原因",
+    "exclude": "已排除",
+})
+
 UNKNOWN = "unknown"
 EXCLUDE = "exclude"
 """Outcome of a rule that removes an order from monitoring (test orders, ops bulk actions)."""

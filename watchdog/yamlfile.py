@@ -86,11 +86,14 @@ def _refuse_aliases(yaml: YAML, text: str, file: str) -> None:
             )
 
 
-def interpolate(node: Any, file: str, env: Mapping[str, str] | None = None) -> Any:
+def interpolate(
+    node: Any, file: str, env: Mapping[str, str] | None = None, used: set[str] | None = None
+) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string scalar, keeping positions.
 
     Returns plain dicts/lists; problems (unset variables without a default) are raised
-    together.
+    together. The values taken from the environment are added to `used`, so that logging
+    can redact them: secrets come in this way.
     """
     env = os.environ if env is None else env
     problems: list[Problem] = []
@@ -99,6 +102,8 @@ def interpolate(node: Any, file: str, env: Mapping[str, str] | None = None) -> A
         def one(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in env:
+                if used is not None:
+                    used.add(env[name])
                 return env[name]
             if default is not None:
                 return default

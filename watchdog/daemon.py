@@ -1,0 +1,194 @@
+"""The long-running process: scheduler jobs, signals, back-off, the HTTP endpoint.
+
+Jobs never overlap (max_instances=1); a poll that is still running when the next is due
+is counted in `watchdog_polls_skipped_total`, not stacked. SIGTERM/SIGINT let the current
+poll finish its page, then exit 0; SIGHUP reloads the rules.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import make_url
+
+from .pipeline import PollFailed, PollReport
+from .rules import RuleError
+from .web import Health, HttpServer, make_app
+from .wiring import Parts, load_configured_rules
+
+log = structlog.get_logger("watchdog.daemon")
+
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlreadyRunning(Exception):
+    """Another process holds the state database (SQLite has no shared lease)."""
+
+
+def lock_sqlite_state(url: str) -> Any:
+    """Refuse a second daemon on the same SQLite state file; returns the held lock file."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    path = Path(u.database).resolve()
+    handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the process lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise AlreadyRunning(
+            f"another cancel-watchdog (pid {pid}) is using the state database {path}; "
+            "stop it first, or give this instance its own state.url (use PostgreSQL for "
+            "several replicas)"
+        ) from exc
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@dataclass
+class Poller:
+    """The poll job: runs the pipeline until caught up, backs off after failures."""
+
+    parts: Parts
+    health: Health
+    stop: threading.Event
+    clock: Callable[[], datetime] = utcnow
+    on_report: Callable[[PollReport], None] | None = None
+    failures: int = 0
+    retry_at: datetime | None = None
+    _polls: int = field(default=0, repr=False)
+
+    def __call__(self) -> None:
+        now = self.clock()
+        if self.retry_at and now < self.retry_at:
+            return
+        self._polls += 1
+        structlog.contextvars.bind_contextvars(poll_id=self._polls)
+        try:
+            self.poll_until_caught_up()
+        finally:
+            structlog.contextvars.unbind_contextvars("poll_id")
+
+    def poll_until_caught_up(self) -> bool:
+        metrics = self.parts.metrics
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            try:
+                report = self.parts.pipeline.poll(self.clock())
+            except PollFailed as exc:
+                self._back_off(exc)
+                return False
+            finally:
+                metrics.poll_duration.observe(time.perf_counter() - started)
+            self.failures, self.retry_at = 0, None
+            metrics.last_success.set(time.time())
+            self.health.ok()
+            if report.rows_read:
+                log.info("poll", new=report.new, duplicates=report.duplicates,
+                         excluded=report.excluded, categories=dict(report.by_category),
+                         caught_up=report.caught_up)
+            if self.on_report:
+                self.on_report(report)
+            if report.caught_up:
+                return True
+        return True
+
+    def _back_off(self, exc: PollFailed) -> None:
+        self.failures += 1
+        delay = min(self.parts.cfg.poll.interval * 2 ** (self.failures - 1), MAX_BACKOFF)
+        self.retry_at = self.clock() + delay
+        self.health.failed(f"{exc.stage}: {exc.cause}")
+        log.error("poll_failed", stage=exc.stage, error=str(exc.cause)[:500],
+                  failures=self.failures, retry_in_s=delay.total_seconds())
+
+
+def reload_rules(parts: Parts) -> bool:
+    """Swap in freshly loaded rules; on any error keep the running ones."""
+    try:
+        rules = load_configured_rules(parts.cfg)
+    except RuleError as exc:
+        parts.metrics.rules_reload_errors.inc()
+        log.error("rules_reload_refused", problems=[str(p) for p in exc.problems])
+        return False
+    parts.pipeline.rules = rules
+    parts.metrics.set_rules_version(rules.version)
+    log.info("rules_reloaded", version=rules.version)
+    return True
+
+
+def run_daemon(parts: Parts, *, stop: threading.Event | None = None,
+               on_report: Callable[[PollReport], None] | None = None,
+               install_signals: bool = True) -> int:
+    cfg = parts.cfg
+    stop = stop or threading.Event()
+    interval = cfg.poll.interval.total_seconds()
+    health = Health(stale_after=max(3 * interval, 60.0))
+    server = HttpServer(cfg.metrics.host, cfg.metrics.port, make_app(parts.registry, health))
+    server.start()
+    log.info("listening", url=f"http://{cfg.metrics.host}:{server.port}/metrics")
+
+    poller = Poller(parts, health, stop, on_report=on_report)
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(poller, "interval", seconds=interval, id="poll", max_instances=1,
+                      coalesce=True, next_run_time=utcnow())
+    scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts],
+                      max_instances=1, coalesce=True)
+    scheduler.add_listener(lambda e: _skipped(parts, e), EVENT_JOB_MAX_INSTANCES)
+
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: scheduler.add_job(reload_rules, args=[parts]))
+
+    scheduler.start()
+    try:
+        stop.wait()
+        log.info("stopping")
+    finally:
+        scheduler.shutdown(wait=True)  # lets a running poll finish its current page
+        server.stop()
+        parts.close()
+    log.info("stopped")
+    return 0
+
+
+def run_once(parts: Parts) -> PollReport:
+    """One poll cycle (for cron and tests); raises PollFailed."""
+    started = time.perf_counter()
+    try:
+        report = parts.pipeline.poll(utcnow())
+    finally:
+        parts.metrics.poll_duration.observe(time.perf_counter() - started)
+    return report
+
+
+def _prune(parts: Parts) -> None:
+    before = utcnow() - parts.cfg.state.retention
+    events, keys = parts.store.prune(before)
+    if events or keys:
+        log.info("pruned", events=events, dedupe_keys=keys, before=before.isoformat())
+
+
+def _skipped(parts: Parts, event: JobExecutionEvent) -> None:
+    if event.job_id == "poll":
+        parts.metrics.polls_skipped.inc()

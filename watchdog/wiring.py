@@ -1,0 +1,52 @@
+"""Builds the parts a config describes and connects them; no behaviour of its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from .config import Config
+from .labels import LabelPolicy
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .rules import RuleSet, load_rules
+from .source import OrderSource
+from .store import StateStore
+
+
+@dataclass
+class Parts:
+    cfg: Config
+    registry: CollectorRegistry
+    metrics: Metrics
+    store: StateStore
+    source: OrderSource
+    pipeline: Pipeline
+
+    def close(self) -> None:
+        self.source.close()
+        self.store.close()
+
+
+def load_configured_rules(cfg: Config) -> RuleSet:
+    return load_rules([cfg.resolve(p) for p in cfg.rules.paths], use_defaults=cfg.rules.use_defaults)
+
+
+def assemble(cfg: Config, registry: CollectorRegistry | None = None,
+             rules: RuleSet | None = None) -> Parts:
+    """Open the state database, load rules, prepare the source and seed the metrics.
+
+    Raises RuleError / StateError for problems the user must fix; the order database is
+    not contacted here (it may be down at start; the first poll reports that).
+    """
+    registry = registry or CollectorRegistry()
+    rules = rules or load_configured_rules(cfg)
+    store = StateStore.open(cfg.state.url)
+    labels = LabelPolicy(cfg.source.dimensions, store.admitted_labels())
+    metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders)
+    metrics.set_rules_version(rules.version)
+    metrics.add(store.counters())
+    source = OrderSource.from_config(cfg.source)
+    pipeline = Pipeline(source, store, rules, metrics, labels, cfg.source)
+    return Parts(cfg, registry, metrics, store, source, pipeline)
