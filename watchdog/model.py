@@ -38,7 +38,6 @@ UNKNOWN = "unknown"
 EXCLUDE = "exclude"
 """Outcome of a rule that removes an order from monitoring (test orders, ops bulk actions)."""
 
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -67,7 +66,7 @@ class Cancellation:
     reason: str | None
     event_time: datetime
     changed_at: datetime
-    dimensions: Mapping[str, str] = field(default=_EMPTY)
+    dimensions: Mapping[str, str] = field(default_factory=dict)
     raw_id: Any = None
     """The id in the database's own type, for the cursor."""
 

@@ -1,0 +1,108 @@
+"""The config file: strict validation with file:line:key errors, interpolation, schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from watchdog.config import ConfigError, config_json_schema, load_config, parse_duration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env or {})
+    return [str(p) for p in info.value.problems]
+
+
+def test_example_config_is_valid():
+    cfg = load_config(REPO / "config.example.yaml", env={})
+    assert cfg.source.table == "orders"
+    assert cfg.source.overlap == timedelta(minutes=10)
+    assert cfg.source.dimensions["distributor"].label is False
+
+
+def test_unknown_key_names_file_line_and_suggests(tmp_path):
+    p = write(tmp_path, "source:\n  url: sqlite://\n  tabel: orders\n")
+    (msg,) = problems(p)
+    assert msg == f"{p}:3: source.tabel: unknown key; did you mean `table`?"
+
+
+def test_nested_unknown_key_and_bad_value_reported_together(tmp_path):
+    p = write(tmp_path, "source:\n  url: sqlite://\n  overlap: 10x\n  dimensions:\n"
+              "    carrier: {column: carrier, lable: true}\npoll:\n  interval: soon\n")
+    msgs = problems(p)
+    assert any(m.startswith(f"{p}:5: source.dimensions.carrier.lable: unknown key; did you mean "
+                            "`label`?") for m in msgs)
+    assert any(m.startswith(f"{p}:3: source.overlap: '10x' is not a duration") for m in msgs)
+    assert any(":7: poll.interval" in m for m in msgs)
+
+
+def test_missing_required_key(tmp_path):
+    p = write(tmp_path, "poll:\n  interval: 30s\n")
+    assert problems(p) == [f"{p}: source: required key is missing"]
+
+
+def test_unset_variable_without_default_is_an_error(tmp_path):
+    p = write(tmp_path, "source:\n  url: postgresql://u:${DB_PASS}@h/db\n")
+    (msg,) = problems(p)
+    assert msg.startswith(f"{p}:2: source.url: environment variable DB_PASS is not set")
+
+
+def test_interpolation_with_default_and_secret_tracking(tmp_path):
+    p = write(tmp_path, "source:\n  url: postgresql://u:${DB_PASS}@h/db\n"
+              "state:\n  url: ${STATE_URL:-sqlite:///s.db}\n")
+    cfg = load_config(p, env={"DB_PASS": "hunter22"})
+    assert cfg.source.url == "postgresql://u:hunter22@h/db"
+    assert cfg.state.url == "sqlite:///s.db"
+    assert cfg.secrets() == ("hunter22",)
+
+
+def test_invalid_yaml_reports_line(tmp_path):
+    p = write(tmp_path, "source:\n  url: [unclosed\n")
+    (msg,) = problems(p)
+    assert msg.startswith(f"{p}:") and "invalid YAML" in msg
+
+
+def test_yaml_aliases_are_refused(tmp_path):
+    p = write(tmp_path, "x: &a [1, 2]\nsource:\n  url: sqlite://\n  cancelled_statuses: *a\n")
+    (msg,) = problems(p)
+    assert ":4:" in msg and "aliases" in msg
+
+
+def test_unknown_time_zone(tmp_path):
+    p = write(tmp_path, "source:\n  url: sqlite://\n  timezone: Mars/Olympus\n")
+    (msg,) = problems(p)
+    assert msg.startswith(f"{p}:3: source.timezone: unknown time zone")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("10m", 600), ("2h", 7200), ("7d", 604800), ("1w", 604800), (90, 90),
+    ("1.5m", 90), ("500ms", 0.5),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bad", ["10x", "", "m", True, None, "-5s"])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_json_schema_describes_the_config():
+    schema = config_json_schema()
+    text = json.dumps(schema)
+    assert schema["properties"]["source"]
+    assert "path" not in schema["properties"]
+    assert "cancelled_statuses" in text and "additionalProperties" in text

@@ -1,0 +1,188 @@
+"""Command line: parses arguments, calls the rest, maps errors to exit codes.
+
+Exit codes: 0 success, 1 runtime failure (a database down during --once...), 2 usage or
+configuration error. Errors a user can cause print without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from . import __version__
+from .config import Config, ConfigError, config_json_schema, load_config
+from .yamlfile import YamlFileError
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_or_exit(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(f"{path}: configuration is invalid ({len(exc.problems)} problem(s)):",
+                   err=True)
+        for p in exc.problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def setup_logging(cfg: Config | None, level: str | None = None) -> None:
+    from .logs import configure_logging
+
+    lc = cfg.logging if cfg else None
+    configure_logging(level or (lc.level if lc else "info"), lc.format if lc else "auto",
+                      secrets=cfg.secrets() if cfg else ())
+
+
+config_option = click.option(
+    "-c", "--config", "config_path", required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML configuration file (see config.example.yaml).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cancel-watchdog")
+def main() -> None:
+    """Watch the order database for cancelled orders (已撤单), classify why, and alert.
+
+    \b
+    Quick start:   cancel-watchdog demo
+    Real database: cancel-watchdog check -c config.yaml && cancel-watchdog run -c config.yaml
+    """
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True,
+              help="Do one poll cycle and exit (for cron and tests); exit 1 if it failed.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Override logging.level from the config.")
+def run(config_path: Path, once: bool, log_level: str | None) -> None:
+    """Run the daemon: poll, classify, count, serve /metrics."""
+    from .daemon import AlreadyRunning, lock_sqlite_state, run_daemon, run_once
+    from .pipeline import PollFailed
+
+    cfg = load_or_exit(config_path)
+    setup_logging(cfg, log_level)
+    try:
+        lock = lock_sqlite_state(cfg.state.url)
+    except AlreadyRunning as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    parts = _assemble_or_exit(cfg)
+    try:
+        if once:
+            try:
+                report = run_once(parts)
+            except PollFailed as exc:
+                fail(f"poll failed at {exc.stage}: {exc.cause}", EXIT_RUNTIME)
+            click.echo(json.dumps({
+                "rows_read": report.rows_read, "new": report.new,
+                "duplicates": report.duplicates, "excluded": report.excluded,
+                "categories": report.by_category, "caught_up": report.caught_up,
+            }, ensure_ascii=False))
+            return
+        sys.exit(run_daemon(parts))
+    finally:
+        if once:
+            parts.close()
+        if lock:
+            lock.close()
+
+
+def _assemble_or_exit(cfg: Config):  # noqa: ANN202 - Parts, imported lazily
+    from .rules import RuleError
+    from .store import StateError
+    from .wiring import assemble
+
+    try:
+        return assemble(cfg)
+    except RuleError as exc:
+        fail("rules are invalid:\n  " + "\n  ".join(str(p) for p in exc.problems))
+    except StateError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+
+
+@main.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Validate a config and its rules; check the order database mapping.
+
+    Exits 0 when usable (warnings, e.g. a missing index, are printed), 2 with every
+    problem (file, line, key) otherwise.
+    """
+    from .rules import RuleError
+    from .source import OrderSource, SourceError
+    from .wiring import load_configured_rules
+
+    problems: list[str] = []
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        problems.extend(str(p) for p in exc.problems)
+        _report_check(problems, [])
+    try:
+        rules = load_configured_rules(cfg)
+    except RuleError as exc:
+        problems.extend(str(p) for p in exc.problems)
+        rules = None
+    warnings: list[str] = []
+    source = OrderSource.from_config(cfg.source)
+    try:
+        warnings = source.check()
+    except SourceError as exc:
+        problems.append(f"{config_path}: source: {exc}")
+    finally:
+        source.close()
+    if rules is not None and not problems:
+        click.echo(f"rules: {len(rules.rules)} loaded, version {rules.version}")
+    _report_check(problems, warnings)
+
+
+def _report_check(problems: list[str], warnings: list[str]) -> NoReturn:
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problem(s):", err=True)
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo("config OK")
+    sys.exit(0)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration helpers."""
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (for editor completion and validation)."""
+    click.echo(json.dumps(config_json_schema(), indent=2, ensure_ascii=False))
+
+
+def _register_subcommands() -> None:
+    from .cli_demo import demo
+    from .cli_rules import rules
+
+    main.add_command(rules)
+    main.add_command(demo)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["YamlFileError", "main"]
