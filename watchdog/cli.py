@@ -100,7 +100,7 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
             lock.close()
 
 
-def _assemble_or_exit(cfg: Config):  # noqa: ANN202 - Parts, imported lazily
+def _assemble_or_exit(cfg: Config):
     from .rules import RuleError
     from .store import StateError
     from .wiring import assemble
