@@ -109,3 +109,43 @@ class OrderCount:
 
     dimensions: Mapping[str, str]
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    """One dimension value's part in an anomaly (drill-down)."""
+
+    dimension: str
+    value: str
+    observed: float
+    expected: float
+    share_of_excess: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """The detector's finding for one series at one evaluation.
+
+    `labels` identify the series: always `category`, plus the dimension values that
+    scope it (e.g. {"category": "system_fault", "carrier": "中国联通"}); `kind` is how it
+    was found (spike, ratio, step, new_template, silence). Signals are stateless
+    observations; the alert lifecycle decides what to notify.
+    """
+
+    kind: str
+    labels: Mapping[str, str]
+    at: datetime
+    firing: bool
+    observed: float
+    expected: float
+    window_seconds: float
+    severity: str = "warning"
+    score: float = 0.0
+    contributors: tuple[Contributor, ...] = ()
+    samples: tuple[str, ...] = ()
+    """A few reason texts, already masked."""
+    summary: str = ""
+
+    @property
+    def category(self) -> str:
+        return self.labels.get("category", UNKNOWN)

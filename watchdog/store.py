@@ -7,6 +7,7 @@ cancellation exactly once. SQLite by default, PostgreSQL (or MySQL) for producti
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from .model import Classified, Cursor
 
 SCHEMA_VERSION = 1
+TABLE_MODULES: tuple[str, ...] = ()
+"""Modules defining further state tables on `metadata` (imported before create_all)."""
 REASON_SAMPLE_CHARS = 300
 _CHUNK = 500
 
@@ -152,7 +155,14 @@ class StateStore:
     # --- schema -----------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Create the tables, or refuse a state database written by a newer release."""
+        """Create the tables, or refuse a state database written by a newer release.
+
+        Modules that keep state of their own (detection, alerts) define their tables on
+        this module's `metadata` and are listed in TABLE_MODULES, so one create_all sees
+        every table.
+        """
+        for module in TABLE_MODULES:
+            importlib.import_module(module)
         try:
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
