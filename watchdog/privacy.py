@@ -104,9 +104,11 @@ def _mask_digit_run(run: str) -> str:
         return _keep_ends(run, 4, 4)  # landline without separator: 075512345678
     if n in (15, 18):
         return _keep_ends(run, 3, 4)  # resident ID, old and new
-    if 16 <= n <= 19:
-        return _keep_ends(run, 4, 4)  # bank card
-    # 12-14 and 20+ digits are timestamps, order and trace numbers.
+    if n >= 16:
+        # Bank cards are 16-19 digits; longer runs are IDs and phones written back to back
+        # more often than genuine identifiers, which are hex or shorter.
+        return _keep_ends(run, 4, 4)
+    # 12-14 digits are millisecond timestamps and compact date-time order numbers.
     return run
 
 
