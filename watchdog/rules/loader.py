@@ -1,0 +1,500 @@
+"""Rule files -> RuleSet, with every mistake reported as `file:line: key: message`.
+
+Files are read in two passes: first every file's `categories` and `keyword_sets` (so a
+user file may use a default keyword set, or a default-shaped rule may use a category a
+user file adds), then the rules. Rules from user files replace default rules of the same
+id; `enabled: false` removes one. Within the defaults, or within the user files, an id
+may be used only once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import re2
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from ..model import CATEGORIES, EXCLUDE, UNKNOWN
+from ..yamlfile import Problem, YamlFileError, dotted, locate
+from .conditions import CODE_TOKEN, All, AnyOf, Codes, Condition, Field, Keywords, Regex, Unless
+from .engine import CACHE_SIZE, Rule, RuleSet
+from .normalise import normalise
+
+DEFAULT_DIR = Path(__file__).parent / "default"
+DEFAULT_ORDER = (
+    "compliance",
+    "system_fault",
+    "supply_shortage",
+    "duplicate",
+    "operator_error",
+    "customer_initiated",
+)
+TOP_KEYS = ("categories", "category_order", "keyword_sets", "rules", "code_maps")
+COND_KEYS = ("keywords", "regex", "codes", "code_prefixes", "fields", "all", "any", "unless")
+RULE_KEYS = ("id", "category", "priority", "description", "enabled", *COND_KEYS)
+CODE_MAP_KEYS = ("id", "upstream", "field", "priority", "codes")
+FIELD_OPS = ("eq", "ne", "in", "not_in", "gt", "ge", "lt", "le")
+_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]*$")
+_CATEGORY = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_PRIORITY = 1000
+
+
+class RuleError(YamlFileError):
+    """Rule files cannot be used; `.problems` lists every problem found."""
+
+
+def load_rules(
+    paths: Sequence[str | Path] = (),
+    use_defaults: bool = True,
+    cache_size: int = CACHE_SIZE,
+) -> RuleSet:
+    """Compile the default rules (unless `use_defaults=False`) and the given files/folders."""
+    problems: list[Problem] = []
+    default_files = sorted(DEFAULT_DIR.glob("*.yaml")) if use_defaults else []
+    user_files = _expand(paths, problems)
+    builder = _Builder(problems)
+    docs = [(f, True, builder.read(f)) for f in default_files]
+    docs += [(f, False, builder.read(f)) for f in user_files]
+    for f, _, tree in docs:
+        builder.declare(str(f), tree)
+    for f, is_default, tree in docs:
+        builder.compile(str(f), tree, is_default)
+    if problems:
+        raise RuleError(problems)
+    return builder.build(cache_size, _version(default_files + user_files))
+
+
+def _expand(paths: Sequence[str | Path], problems: list[Problem]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(x for x in p.iterdir() if x.suffix in (".yaml", ".yml") and x.is_file())
+        elif p.exists():
+            out.append(p)
+        else:
+            problems.append(Problem(str(p), None, "", "no such rule file or directory"))
+    return out
+
+
+def _version(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with contextlib.suppress(OSError):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _regex_options() -> Any:
+    options = re2.Options()
+    options.case_sensitive = False  # the text is lower-cased; authors need not remember
+    options.log_errors = False
+    options.max_mem = 8 << 20
+    return options
+
+
+@dataclass
+class _Builder:
+    problems: list[Problem]
+    categories: list[str] = field(default_factory=lambda: list(CATEGORIES))
+    order: tuple[str, ...] | None = None
+    sets: dict[str, list[str]] = field(default_factory=dict)
+    literals: dict[str, int] = field(default_factory=dict)
+    rules: dict[str, tuple[Rule, bool]] = field(default_factory=dict)  # id -> (rule, default)
+    disabled: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    _file: str = ""
+    _tree: Any = None
+
+    # -- pass 0 and 1: read, declare -----------------------------------------------
+
+    def read(self, path: Path) -> Any:
+        from ..yamlfile import load_yaml
+
+        try:
+            tree = load_yaml(path)
+        except YamlFileError as exc:
+            self.problems += exc.problems
+            return None
+        if tree is not None and not isinstance(tree, CommentedMap):
+            self.problems.append(Problem(str(path), 1, "", "expected a mapping with `rules:`"))
+            return None
+        return tree
+
+    def declare(self, file: str, tree: CommentedMap | None) -> None:
+        if tree is None:
+            return
+        self._file, self._tree = file, tree
+        for key in tree:
+            if key not in TOP_KEYS:
+                self._unknown_key((key,), key, TOP_KEYS)
+        for i, name in enumerate(self._list(tree.get("categories"), ("categories",))):
+            if not isinstance(name, str) or not _CATEGORY.match(name) or name == EXCLUDE:
+                self._err(("categories", i), "a category is a lower-case name like `logistics`")
+            elif name not in self.categories:
+                self.categories.append(name)
+        sets = tree.get("keyword_sets")
+        if sets is not None and not isinstance(sets, CommentedMap):
+            self._err(("keyword_sets",), "expected a mapping of name -> list of keywords")
+        elif sets is not None:
+            for name, words in sets.items():
+                path = ("keyword_sets", name)
+                if name in self.sets:
+                    self._err(path, f"keyword set `{name}` is defined twice")
+                self.sets[name] = [
+                    w for i, w in enumerate(self._list(words, path)) if self._text(w, (*path, i))
+                ]
+
+    # -- pass 2: rules -------------------------------------------------------------
+
+    def compile(self, file: str, tree: CommentedMap | None, is_default: bool) -> None:
+        if tree is None:
+            return
+        self._file, self._tree = file, tree
+        if "category_order" in tree:
+            self._category_order(tree["category_order"])
+        for i, node in enumerate(self._list(tree.get("rules"), ("rules",))):
+            self._rule(node, ("rules", i), is_default)
+        for i, node in enumerate(self._list(tree.get("code_maps"), ("code_maps",))):
+            self._code_map(node, ("code_maps", i), is_default)
+
+    def _category_order(self, node: Any) -> None:
+        names = self._list(node, ("category_order",))
+        seen: list[str] = []
+        for i, name in enumerate(names):
+            if name in (UNKNOWN, EXCLUDE):
+                self._err(("category_order", i), f"`{name}` has a fixed place and is not listed")
+            elif name not in self.categories:
+                self._err(("category_order", i), self._unknown_category(name))
+            elif name in seen:
+                self._err(("category_order", i), f"`{name}` is listed twice")
+            else:
+                seen.append(name)
+        self.order = tuple(seen)
+
+    def _rule(self, node: Any, path: tuple[Any, ...], is_default: bool) -> None:
+        if not isinstance(node, CommentedMap):
+            self._err(path, "a rule is a mapping with id, category and conditions")
+            return
+        before = len(self.problems)
+        for key in node:
+            if key not in RULE_KEYS:
+                self._unknown_key((*path, key), key, RULE_KEYS)
+        rule_id = node.get("id")
+        if not isinstance(rule_id, str) or not _ID.match(rule_id):
+            self._err((*path, "id") if "id" in node else path,
+                      "every rule needs an `id` made of letters, digits and . _ : / -")
+            return
+        enabled = node.get("enabled", True)
+        if not isinstance(enabled, bool):
+            self._err((*path, "enabled"), "expected true or false")
+        if enabled is False:
+            if rule_id in self.rules and self.rules[rule_id][1] and not is_default:
+                del self.rules[rule_id]
+            elif not is_default:
+                self._err((*path, "id"), f"no default rule `{rule_id}` to disable")
+            self.disabled.add(rule_id)
+            return
+        category = self._category(node, path)
+        priority = self._priority(node.get("priority", 0), (*path, "priority"))
+        description = node.get("description", "")
+        if not isinstance(description, str):
+            self._err((*path, "description"), "expected text")
+        cond = self._condition(node, path, top=True)
+        if len(self.problems) > before or cond is None or category is None:
+            return
+        rule = Rule(rule_id, category, cond, priority, self._file, self._line(path), description)
+        self._add(rule, path, is_default)
+
+    def _add(self, rule: Rule, path: tuple[Any, ...], is_default: bool) -> None:
+        old = self.rules.get(rule.id)
+        if old is not None and old[1] == is_default:
+            self._err((*path, "id"), f"duplicate rule id `{rule.id}` (first defined at "
+                      f"{old[0].where})")
+            return
+        if old is not None:
+            del self.rules[rule.id]  # a user rule replaces the default of the same id
+        self.rules[rule.id] = (rule, is_default)
+
+    def _category(self, node: CommentedMap, path: tuple[Any, ...]) -> str | None:
+        category = node.get("category")
+        if category is None:
+            self._err(path, "required key `category` is missing")
+            return None
+        if category != EXCLUDE and category not in self.categories:
+            self._err((*path, "category"), self._unknown_category(category))
+            return None
+        return str(category)
+
+    def _unknown_category(self, name: Any) -> str:
+        known = [*self.categories, EXCLUDE]
+        guess = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"; did you mean `{guess[0]}`?" if guess else f" (known: {', '.join(known)})"
+        return f"unknown category `{name}`{hint} New categories go in a `categories:` list."
+
+    def _priority(self, value: Any, path: tuple[Any, ...]) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self._err(path, "expected a whole number")
+            return 0
+        if abs(value) > MAX_PRIORITY:
+            self._err(path, f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+        return value
+
+    def _code_map(self, node: Any, path: tuple[Any, ...], is_default: bool) -> None:
+        if not isinstance(node, CommentedMap):
+            self._err(path, "a code map is a mapping with upstream and codes")
+            return
+        for key in node:
+            if key not in CODE_MAP_KEYS:
+                self._unknown_key((*path, key), key, CODE_MAP_KEYS)
+        upstreams = [u for i, u in enumerate(self._list(node.get("upstream"), (*path, "upstream")))
+                     if self._text(u, (*path, "upstream", i))]
+        if not upstreams:
+            self._err(path, "required key `upstream` is missing")
+            return
+        field_name = node.get("field", "upstream")
+        if not isinstance(field_name, str) or not field_name:
+            self._err((*path, "field"), "expected a field name such as upstream")
+            return
+        priority = self._priority(node.get("priority", 0), (*path, "priority"))
+        map_id = node.get("id", str(upstreams[0]))
+        codes = node.get("codes")
+        if not isinstance(codes, CommentedMap) or not codes:
+            self._err((*path, "codes"), "expected a mapping of raw code -> category")
+            return
+        self.fields.add(field_name)
+        where = Field(field_name, "in", frozenset(normalise(str(u)) for u in upstreams))
+        for code, category in codes.items():
+            cpath = (*path, "codes", code)
+            if category != EXCLUDE and category not in self.categories:
+                self._err(cpath, self._unknown_category(category))
+                continue
+            cond = self._codes([code], cpath, prefix=False)
+            if cond is not None:
+                rule = Rule(f"{map_id}:{code}", str(category), All((where, cond)), priority,
+                            self._file, self._line(cpath), f"code map for {', '.join(upstreams)}")
+                self._add(rule, cpath, is_default)
+
+    # -- conditions ----------------------------------------------------------------
+
+    def _condition(self, node: Any, path: tuple[Any, ...], top: bool = False) -> Condition | None:
+        if not isinstance(node, CommentedMap):
+            self._err(path, f"expected a condition mapping with one of {', '.join(COND_KEYS)}")
+            return None
+        if not top:
+            for key in node:
+                if key not in COND_KEYS:
+                    self._unknown_key((*path, key), key, COND_KEYS)
+        parts: list[Condition | None] = []
+        for key in COND_KEYS:
+            if key not in node or key == "unless":
+                continue
+            value, kpath = node[key], (*path, key)
+            if key == "keywords":
+                parts.append(self._keywords(self._list(value, kpath), kpath))
+            elif key == "regex":
+                parts.append(self._regex(self._list(value, kpath), kpath))
+            elif key in ("codes", "code_prefixes"):
+                parts.append(self._codes(self._list(value, kpath), kpath, key == "code_prefixes"))
+            elif key == "fields":
+                parts.append(self._fields(value, kpath))
+            else:
+                items = self._list(value, kpath)
+                if not items:
+                    self._err(kpath, f"`{key}` needs at least one condition")
+                children = tuple(self._condition(c, (*kpath, i)) for i, c in enumerate(items))
+                if all(c is not None for c in children):
+                    parts.append((All if key == "all" else AnyOf)(children))  # type: ignore[arg-type]
+                else:
+                    parts.append(None)
+        if not parts:
+            self._err(path, f"needs at least one condition ({', '.join(COND_KEYS[:-1])})")
+            return None
+        if any(p is None for p in parts):
+            return None
+        positive = parts[0] if len(parts) == 1 else All(tuple(parts))  # type: ignore[arg-type]
+        if "unless" not in node:
+            return positive
+        veto = self._unless(node["unless"], (*path, "unless"))
+        return Unless(positive, veto) if veto is not None else None  # type: ignore[arg-type]
+
+    def _unless(self, value: Any, path: tuple[Any, ...]) -> Condition | None:
+        # Shorthand: `unless: [非系统原因, 库存充足]` is `unless: {keywords: [...]}`.
+        if isinstance(value, str | CommentedSeq):
+            return self._keywords(self._list(value, path), path)
+        return self._condition(value, path)
+
+    def _keywords(self, items: list[Any], path: tuple[Any, ...]) -> Condition | None:
+        words: list[tuple[str, int]] = []
+        for i, item in enumerate(items):
+            if not self._text(item, (*path, i)):
+                continue
+            raw = str(item)
+            if raw.startswith("@"):
+                if raw[1:] not in self.sets:
+                    guess = difflib.get_close_matches(raw[1:], list(self.sets), n=1)
+                    hint = f"; did you mean `@{guess[0]}`?" if guess else ""
+                    self._err((*path, i), f"unknown keyword set `{raw}`{hint}")
+                    continue
+                expanded = self.sets[raw[1:]]
+            else:
+                expanded = [raw]
+            for word in expanded:
+                norm = normalise(str(word))
+                if not norm:
+                    self._err((*path, i), f"keyword {word!r} is empty after normalisation")
+                    continue
+                words.append((norm, self._literal(norm)))
+        if not words:
+            self._err(path, "needs at least one keyword")
+            return None
+        words = list(dict.fromkeys(words))
+        return Keywords(tuple(words), frozenset(i for _, i in words))
+
+    def _regex(self, items: list[Any], path: tuple[Any, ...]) -> Condition | None:
+        patterns, compiled = [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, str) or not item:
+                self._err((*path, i), "expected a non-empty pattern (RE2 syntax)")
+                continue
+            try:
+                compiled.append(re2.compile(item, _regex_options()))
+                patterns.append(item)
+            except Exception as exc:  # re2 raises its own error type with bytes args
+                reason = exc.args[0] if exc.args else exc
+                if isinstance(reason, bytes):
+                    reason = reason.decode("utf-8", "replace")
+                self._err((*path, i), f"invalid or unsupported RE2 pattern: {reason} "
+                          "(RE2 has no look-around or back-references)")
+        if not compiled:
+            if items:
+                return None
+            self._err(path, "needs at least one pattern")
+            return None
+        return Regex(tuple(patterns), tuple(compiled))
+
+    def _codes(self, items: list[Any], path: tuple[Any, ...], prefix: bool) -> Condition | None:
+        codes: list[str] = []
+        for i, item in enumerate(items):
+            if isinstance(item, bool) or not isinstance(item, str | int):
+                self._err((*path, i), "expected a code such as ESS-3006, E1003 or -460")
+                continue
+            code = normalise(str(item))
+            if not code or (not prefix and not CODE_TOKEN.fullmatch(code)):
+                self._err((*path, i), f"{item!r} is not a single code token; use keywords or "
+                          "regex for text")
+                continue
+            codes.append(code)
+        if not codes:
+            if not items:
+                self._err(path, "needs at least one code")
+            return None
+        ids = frozenset(self._literal(c) for c in codes)
+        if prefix:
+            return Codes(frozenset(), tuple(codes), ids)
+        return Codes(frozenset(codes), (), ids)
+
+    def _fields(self, node: Any, path: tuple[Any, ...]) -> Condition | None:
+        if not isinstance(node, CommentedMap) or not node:
+            self._err(path, "expected a mapping of field name -> value, list or {op: value}")
+            return None
+        conds: list[Condition] = []
+        for name, spec in node.items():
+            fpath = (*path, name)
+            self.fields.add(str(name))
+            explicit = isinstance(spec, CommentedMap)
+            if explicit:
+                ops = list(spec.items())
+            elif isinstance(spec, CommentedSeq):
+                ops = [("in", spec)]
+            else:
+                ops = [("eq", spec)]
+            if not ops:
+                self._err(fpath, "needs a comparison")
+            for op, value in ops:
+                cond = self._field_op(str(name), op, value, (*fpath, op) if explicit else fpath)
+                if cond is not None:
+                    conds.append(cond)
+        if not conds:
+            return None
+        return conds[0] if len(conds) == 1 else All(tuple(conds))
+
+    def _field_op(self, name: str, op: Any, value: Any, path: tuple[Any, ...]) -> Condition | None:
+        if op not in FIELD_OPS:
+            self._unknown_key(path, op, FIELD_OPS)
+            return None
+        if op in ("in", "not_in"):
+            if not isinstance(value, CommentedSeq) or not value:
+                self._err(path, "expected a non-empty list of values")
+                return None
+            return Field(name, op, frozenset(normalise(str(v)) for v in value))
+        if op in ("gt", "ge", "lt", "le"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self._err(path, "expected a number")
+                return None
+            return Field(name, op, float(value))
+        if value is None or isinstance(value, CommentedMap | CommentedSeq):
+            self._err(path, "expected a single value")
+            return None
+        return Field(name, op, normalise(str(value)))
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _literal(self, text: str) -> int:
+        return self.literals.setdefault(text, len(self.literals))
+
+    def _list(self, value: Any, path: tuple[Any, ...]) -> list[Any]:
+        if value is None:
+            return []
+        if isinstance(value, CommentedSeq | list):
+            return list(value)
+        if isinstance(value, CommentedMap):
+            self._err(path, "expected a list")
+            return []
+        return [value]
+
+    def _text(self, value: Any, path: tuple[Any, ...]) -> bool:
+        if isinstance(value, str) and value.strip():
+            return True
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        self._err(path, "expected non-empty text")
+        return False
+
+    def _line(self, path: tuple[Any, ...]) -> int | None:
+        return locate(self._tree, path)
+
+    def _err(self, path: tuple[Any, ...], message: str) -> None:
+        self.problems.append(Problem(self._file, self._line(path), dotted(path), message))
+
+    def _unknown_key(self, path: tuple[Any, ...], key: Any, allowed: Sequence[str]) -> None:
+        guess = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        msg = f"unknown key `{key}`" + (
+            f"; did you mean `{guess[0]}`?" if guess else f" (valid keys: {', '.join(allowed)})"
+        )
+        self._err(path, msg)
+
+    # -- result --------------------------------------------------------------------
+
+    def build(self, cache_size: int, version: str) -> RuleSet:
+        order = list(self.order or DEFAULT_ORDER)
+        order += [c for c in DEFAULT_ORDER if c not in order]
+        order += [c for c in self.categories if c not in order and c != UNKNOWN]
+        order.append(UNKNOWN)
+        literals = tuple(sorted(self.literals, key=self.literals.__getitem__))
+        return RuleSet(
+            rules=tuple(rule for rule, _ in self.rules.values()),
+            literals=literals,
+            categories=tuple(order),
+            category_order=tuple(order),
+            version=version,
+            field_names=tuple(sorted(self.fields)),
+            cache_size=cache_size,
+        )

@@ -1,0 +1,110 @@
+"""Turning a raw reason text into the one spelling that rules are written against.
+
+Reason texts are typed by people on phones and produced by a dozen upstream systems:
+full-width letters (`ＢＳＳ`), traditional characters (`審核不通過`), emoji, `！！！`,
+NUL bytes and stray surrogates all occur. Rules are matched against `normalise(text)`,
+so a rule author writes one spelling: simplified, half-width, lower-case.
+
+Speed matters (the classifier sees every cancellation, and replays see months of them),
+so the expensive steps are avoided when they cannot change anything: one `str.translate`
+does traditional -> simplified and full-width -> half-width together, and the full NFKC
+pass only runs when a quick check says the text is not already in NFKC.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+
+MAX_CHARS = 4096
+"""Longer texts (HTML pages, stack traces, 1 MB garbage) are cut to their head and tail:
+an error page names itself near the top, a Python traceback at the bottom."""
+_TAIL_CHARS = 1024
+TEMPLATE_CHARS = 80
+
+
+def _build_translation() -> dict[int, str]:
+    """Traditional -> simplified (opencc's character table) plus full-width -> ASCII.
+
+    Only one-to-one character entries are used; where opencc lists alternatives
+    (`乾 -> 干 乾`) the first is its preferred reading.
+    """
+    table: dict[int, str] = {}
+    try:
+        import opencc
+
+        path = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            src, _, dst = line.partition("\t")
+            target = dst.split(" ")[0] if dst else ""
+            if len(src) == 1 and len(target) == 1 and src != target:
+                table[ord(src)] = target
+    except (ImportError, OSError):  # pragma: no cover - a broken install degrades, not fails
+        pass
+    for code in range(0xFF01, 0xFF5F):  # full-width ASCII block
+        table[code] = chr(code - 0xFEE0)
+    table[0x3000] = " "  # ideographic space
+    return table
+
+
+_TRANSLATION = _build_translation()
+
+# Emoji, pictographs, dingbats, variation selectors, zero-width joiners, the
+# replacement character left by lossy decoding, and lone surrogates (which re2 and
+# any UTF-8 encoder would refuse).
+_DROP = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe00-\ufe0f\u200b-\u200f"
+    "\u2060-\u206f\ufeff\ufffc\ufffd\ud800-\udfff\U000e0000-\U000e007f]+"
+)
+# Control characters (NUL, tabs, newlines, C1) become spaces, then spaces collapse.
+_SPACE = re.compile(r"[\x00-\x20\x7f-\xa0\u2028\u2029\u3000]+")
+# Runs of the same punctuation mark (`!!!`, `。。`, `???`, `~~~`) become one; `*` is left
+# alone because masked numbers (`138****1234`) are made of it.
+_REPEAT_PUNCT = re.compile(r"([!?.,;:~\-=#_。，、！？…～·])\1+")
+
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[\d*]{4}\d{4}(?!\d)")
+_ID = re.compile(r"(?<![\d*])\d{3}[\d*]{11,14}[\dx](?![\d*x])")
+_DIGITS = re.compile(r"\d+")
+_STARS = re.compile(r"\*{2,}")
+
+
+def clip(text: str) -> str:
+    """Head and tail of an over-long text (see MAX_CHARS)."""
+    if len(text) <= MAX_CHARS:
+        return text
+    return text[: MAX_CHARS - _TAIL_CHARS] + " … " + text[-_TAIL_CHARS:]
+
+
+def normalise(text: str | None) -> str:
+    """NFKC, traditional -> simplified, lower-case, no emoji/controls, collapsed spacing."""
+    if not text:
+        return ""
+    text = clip(text)
+    if text.isascii():
+        text = text.lower()
+    else:
+        text = text.translate(_TRANSLATION)
+        text = _DROP.sub("", text)
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+            # NFKC can produce traditional forms from compatibility ideographs.
+            text = text.translate(_TRANSLATION)
+        text = text.lower()
+    text = _REPEAT_PUNCT.sub(r"\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def reason_template(text: str | None) -> str:
+    """The shape of a reason, for grouping unknown reasons: numbers and personal tokens folded.
+
+    `订单HK2025030112 客户13812345678超时` -> `订单hk# 客户<phone>超时`. The result carries no
+    phone or ID number, so it may be logged and used as a metric label value.
+    """
+    norm = normalise(text)
+    norm = _ID.sub("<id>", norm)
+    norm = _PHONE.sub("<phone>", norm)
+    norm = _DIGITS.sub("#", norm)
+    # Masked runs (`138****1234` already folded above; stray `****` from other masking).
+    norm = _STARS.sub("*", norm)
+    return norm[:TEMPLATE_CHARS]
