@@ -1,0 +1,361 @@
+"""OrderSource against real SQLite, PostgreSQL and MariaDB order tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from watchdog.config import ColumnsConfig, DimensionConfig, SourceConfig
+from watchdog.model import Cancellation, Cursor
+from watchdog.source import OrderSource, SourceError
+from watchdog.timeline import MAX_REASON_CHARS
+
+CANCELLED = "已撤单"
+T0 = datetime(2024, 5, 1, 10, 0, 0)  # naive Asia/Shanghai, as the platforms store it
+T0_UTC = datetime(2024, 5, 1, 2, 0, 0, tzinfo=UTC)
+
+_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+_LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")  # 1 MB reasons
+
+
+def orders_table(name: str, *, aware: bool = False, indexed: bool = True) -> sa.Table:
+    """The demo's order table (MySQL gets DATETIME(6) and MEDIUMTEXT for the edge cases)."""
+    ts = sa.DateTime(timezone=True) if aware else _DATETIME
+    table = sa.Table(
+        name, sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("order_no", sa.String(32)),
+        sa.Column("status", sa.String(32)),  # nullable here, to test broken rows
+        sa.Column("remark", _LONG_TEXT),
+        *(sa.Column(c, sa.String(32)) for c in (
+            "carrier", "upstream", "product", "distributor_id", "province", "city",
+            "stage", "channel", "customer_name", "id_number", "phone", "address",
+        )),
+        sa.Column("created_at", ts, nullable=False),
+        sa.Column("updated_at", ts, nullable=False),
+        mysql_charset="utf8mb4",
+    )
+    if indexed:
+        sa.Index(f"ix_{name}_updated_at_id", table.c.updated_at, table.c.id)
+        sa.Index(f"ix_{name}_created_at", table.c.created_at)
+    return table
+
+
+def row(oid: int, updated_at: datetime, status: str = CANCELLED, **kw: Any) -> dict[str, Any]:
+    values = {c: None for c in ("order_no", "remark", "carrier", "province", "channel")}
+    values.update(id=oid, status=status, updated_at=updated_at, created_at=updated_at)
+    values.update(kw)
+    return values
+
+
+@pytest.fixture
+def writer(db_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def orders(writer: sa.Engine, unique_name: str) -> Iterator[sa.Table]:
+    table = orders_table(unique_name)
+    table.metadata.create_all(writer)
+    yield table
+    table.metadata.drop_all(writer)
+
+
+def insert(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+
+
+def config(url: str, table: str | None, **kw: Any) -> SourceConfig:
+    kw.setdefault("dimensions", {
+        "carrier": DimensionConfig(column="carrier"),
+        "province": DimensionConfig(column="province", label=False),
+    })
+    return SourceConfig(url=url, table=table, **kw)
+
+
+def read_all(source: OrderSource, limit: int, after: Cursor | None = None) -> list[Cancellation]:
+    """Poll page by page, as the pipeline does, until a page comes back empty."""
+    out: list[Cancellation] = []
+    for _ in range(1000):
+        page = source.fetch_cancellations(after, limit)
+        assert len(page) <= limit
+        if not page:
+            return out
+        out += page
+        after = page[-1].cursor
+    raise AssertionError("polling never caught up")
+
+
+# -- polling ---------------------------------------------------------------------------
+
+
+def test_incremental_polling_returns_each_cancellation_once(writer, orders, db_url):
+    rows = []
+    for i in range(1, 61):
+        # Groups of up to 3 orders share a timestamp; ids are not in time order.
+        when = T0 + timedelta(seconds=(i * 7) % 20, microseconds=(i % 3) * 250_000)
+        status = CANCELLED if i % 3 else "已激活"
+        rows.append(row(1000 - i, when, status, carrier="联通" if i % 2 else None))
+    insert(writer, orders, rows)
+    source = OrderSource(config(db_url, orders.name), writer)
+
+    got = read_all(source, limit=7)
+
+    expected = sorted(
+        (r["updated_at"], r["id"]) for r in rows if r["status"] == CANCELLED
+    )
+    assert [(c.changed_at, c.raw_id) for c in got] == [
+        (when.replace(tzinfo=source.cfg.zone).astimezone(UTC), oid) for when, oid in expected
+    ]
+    assert all(c.order_id == str(c.raw_id) and c.status == CANCELLED for c in got)
+    assert {c.dimensions["carrier"] for c in got} == {"联通", ""}
+    assert all(set(c.dimensions) == {"carrier", "province"} for c in got)
+
+
+def test_many_ties_on_one_timestamp_are_paged_by_id(writer, orders, db_url):
+    when = T0.replace(microsecond=123456)
+    insert(writer, orders, [row(i, when) for i in range(1, 41)])
+    source = OrderSource(config(db_url, orders.name), writer)
+    got = read_all(source, limit=3)
+    assert [c.raw_id for c in got] == list(range(1, 41))
+
+
+def test_naive_local_times_are_read_as_utc_and_round_trip(writer, orders, db_url):
+    when = T0.replace(microsecond=654321)
+    insert(writer, orders, [row(1, when), row(2, when), row(3, when + timedelta(microseconds=1))])
+    source = OrderSource(config(db_url, orders.name), writer)
+
+    first = source.fetch_cancellations(None, 1)
+    assert first[0].changed_at == T0_UTC.replace(microsecond=654321)
+    assert first[0].changed_at.tzinfo is UTC
+    assert first[0].event_time == first[0].changed_at
+    # The cursor from a row excludes exactly that row: microseconds survived the trip.
+    assert [c.raw_id for c in source.fetch_cancellations(first[0].cursor, 10)] == [2, 3]
+
+
+def test_look_back_reread_includes_the_boundary(writer, orders, db_url):
+    insert(writer, orders, [row(i, T0 + timedelta(seconds=i)) for i in range(1, 6)])
+    source = OrderSource(config(db_url, orders.name), writer)
+    overlap = Cursor(T0_UTC + timedelta(seconds=3), None)
+    assert [c.raw_id for c in source.fetch_cancellations(overlap, 10)] == [3, 4, 5]
+    strictly = Cursor(T0_UTC + timedelta(seconds=3), 3)
+    assert [c.raw_id for c in source.fetch_cancellations(strictly, 10)] == [4, 5]
+
+
+def test_cursor_in_another_zone_means_the_same_instant(writer, orders, db_url):
+    insert(writer, orders, [row(1, T0), row(2, T0 + timedelta(hours=1))])
+    source = OrderSource(config(db_url, orders.name), writer)
+    # 10:30 Shanghai is 02:30 UTC: only the 11:00 local row is later.
+    after = Cursor(datetime(2024, 5, 1, 2, 30, tzinfo=UTC), None)
+    assert [c.raw_id for c in source.fetch_cancellations(after, 10)] == [2]
+
+
+def test_statuses_come_from_config(writer, orders, db_url):
+    insert(writer, orders, [
+        row(1, T0, CANCELLED), row(2, T0, "审核不通过"), row(3, T0, "已发货"), row(4, T0, None),
+    ])
+    cfg = config(db_url, orders.name, cancelled_statuses=[CANCELLED, "审核不通过"])
+    got = OrderSource(cfg, writer).fetch_cancellations(None, 10)
+    assert [(c.raw_id, c.status) for c in got] == [(1, CANCELLED), (2, "审核不通过")]
+
+
+# -- reasons ---------------------------------------------------------------------------
+
+
+def test_json_timeline_remark_gives_reason_and_event_time(writer, orders, db_url):
+    timeline = [
+        {"time": "2024-05-01 09:00:00", "content": "已提交", "operator": "api"},
+        {"time": "2024-05-01 09:45:30", "content": "证件审核不通过"},
+        {"time": "2024-05-01 09:30:00", "msg": "待审核"},
+    ]
+    insert(writer, orders, [
+        row(1, T0, remark=json.dumps(timeline, ensure_ascii=False)),
+        row(2, T0, remark='{"code":500,"msg":"签名验证失败"}'),
+        row(3, T0, remark="[broken json"),
+    ])
+    got = OrderSource(config(db_url, orders.name), writer).fetch_cancellations(None, 10)
+    assert got[0].reason == "证件审核不通过"
+    assert got[0].event_time == datetime(2024, 5, 1, 1, 45, 30, tzinfo=UTC)
+    assert got[0].changed_at == T0_UTC
+    assert (got[1].reason, got[1].event_time) == ('{"code":500,"msg":"签名验证失败"}', T0_UTC)
+    assert got[2].reason == "[broken json"
+
+
+def test_null_empty_fallback_and_huge_reasons(writer, orders, db_url):
+    huge = "接口超时" * 262_144  # 1 Mi characters, 3 MB of UTF-8
+    insert(writer, orders, [
+        row(1, T0, remark=None),
+        row(2, T0, remark=""),
+        row(3, T0, remark="   ", channel="客户取消"),
+        row(4, T0, remark=huge),
+        row(5, T0, remark="号码预占失败", channel="ignored"),
+    ])
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(reason=["remark", "channel"]))
+    got = OrderSource(cfg, writer).fetch_cancellations(None, 10)
+    assert [c.reason for c in got] == [
+        None, "", "客户取消", huge[:MAX_REASON_CHARS], "号码预占失败",
+    ]
+
+
+def test_undecodable_and_garbage_rows_do_not_abort_the_batch(tmp_path, unique_name):
+    # SQLite stores whatever it is given, so it can hold what other databases reject.
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    engine = sa.create_engine(url)
+    table = orders_table(unique_name)
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [row(1, T0, remark="正常")])
+        conn.exec_driver_sql(
+            f"INSERT INTO {unique_name} (id, status, remark, created_at, updated_at) VALUES "
+            f"(2, ?, ?, '2024-05-01 10:00:01', '2024-05-01 10:00:01'),"
+            f"(3, ?, ?, 'garbage', 'not a time'),"
+            f"(4, ?, ?, '2024-05-01 10:00:02', '2024-05-01 10:00:02')",
+            (CANCELLED, b"\xff\xfe\x00bad\x80", CANCELLED, "x", CANCELLED,
+             "审核不通过".encode("gbk")),
+        )
+    got = OrderSource(config(url, unique_name), engine).fetch_cancellations(None, 10)
+    assert [c.raw_id for c in got] == [1, 2, 4]
+    assert isinstance(got[1].reason, str) and "bad" in got[1].reason
+    assert got[2].reason == "审核不通过"
+    engine.dispose()
+
+
+def test_sqlite_text_timestamps_without_microseconds(tmp_path, unique_name):
+    """Python's sqlite3 writes `10:00:00`, SQLAlchemy `10:00:00.000000`: both must page."""
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE {unique_name} (id INTEGER PRIMARY KEY, status TEXT, remark TEXT, "
+            "carrier TEXT, province TEXT, updated_at DATETIME NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO {unique_name} (id, status, updated_at) VALUES (?, ?, ?)",
+            [(i, CANCELLED, f"2024-05-01 10:00:0{i // 10}") for i in range(1, 31)]
+            + [(31, CANCELLED, "2024-05-01 10:00:02.5")],
+        )
+    source = OrderSource(config(url, unique_name), engine)
+    got = read_all(source, limit=4)
+    assert [c.raw_id for c in got] == [*range(1, 30), 31, 30]  # 30 is at 10:00:03
+    assert got[-2].changed_at == T0_UTC + timedelta(seconds=2, microseconds=500_000)
+    engine.dispose()
+
+
+# -- new orders ------------------------------------------------------------------------
+
+
+def test_count_new_orders_groups_by_label_dimensions(writer, orders, db_url):
+    insert(writer, orders, [
+        row(1, T0, "已激活", carrier="联通", province="广东"),
+        row(2, T0 + timedelta(seconds=1), CANCELLED, carrier="联通", province="四川"),
+        row(3, T0 + timedelta(seconds=2), "已发货", carrier="电信"),
+        row(4, T0 + timedelta(seconds=3), "已发货", carrier=None),
+        row(5, T0 + timedelta(seconds=4), "已发货", carrier=""),
+        row(6, T0 + timedelta(seconds=10), "已发货", carrier="电信"),  # at `until`: excluded
+        row(7, T0 - timedelta(microseconds=1), "已发货", carrier="电信"),  # before `since`
+    ])
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(created_at="created_at"),
+                 count_orders=True)
+    counts = OrderSource(cfg, writer).count_new_orders(T0_UTC, T0_UTC + timedelta(seconds=10))
+    assert sorted((c.dimensions["carrier"], c.count) for c in counts) == [
+        ("", 2), ("电信", 1), ("联通", 2),
+    ]
+    assert all(set(c.dimensions) == {"carrier"} for c in counts)  # province: label false
+    off = config(db_url, orders.name)
+    assert OrderSource(off, writer).count_new_orders(T0_UTC, T0_UTC + timedelta(1)) == []
+
+
+# -- custom query ----------------------------------------------------------------------
+
+
+def custom_query(table: str, *, with_params: bool = True) -> str:
+    where = "WHERE o.updated_at >= :since_ts AND o.status IN :statuses" if with_params else ""
+    return (
+        "SELECT o.id, o.status, o.updated_at AS changed_at, "
+        "COALESCE(o.remark, o.channel) AS reason, o.carrier, o.province "
+        f"FROM {table} o {where}"
+    )
+
+
+@pytest.mark.parametrize("with_params", [True, False])
+def test_custom_query_pages_like_table_mode(writer, orders, db_url, with_params):
+    when = T0.replace(microsecond=5)
+    rows = [row(i, when + timedelta(seconds=i // 4), remark=f"r{i}", carrier="移动")
+            for i in range(1, 23)]
+    rows += [row(100, when, "已激活"), row(101, when, CANCELLED, channel="来自渠道")]
+    insert(writer, orders, rows)
+    cfg = config(db_url, None, query=custom_query(orders.name, with_params=with_params))
+    source = OrderSource(cfg, writer)
+
+    got = read_all(source, limit=5)
+
+    assert [c.raw_id for c in got] == [1, 2, 3, 101, *range(4, 23)]
+    assert got[0].reason == "r1" and got[0].dimensions == {"carrier": "移动", "province": ""}
+    assert got[3].reason == "来自渠道"
+    overlap = source.fetch_cancellations(Cursor(got[-1].changed_at, None), 10)
+    assert [c.raw_id for c in overlap] == [20, 21, 22]
+    warnings = source.check()
+    assert any(":since_ts" in w for w in warnings) is (not with_params)
+
+
+def test_custom_query_missing_column_is_reported(writer, orders, db_url):
+    query = f"SELECT id, status, updated_at AS changed_at, carrier, province FROM {orders.name}"
+    source = OrderSource(config(db_url, None, query=query), writer)
+    with pytest.raises(SourceError, match=r'source\.query: .*"reason".* it returns: id, status'):
+        source.check()
+    with pytest.raises(SourceError, match="cancel-watchdog check"):
+        source.fetch_cancellations(None, 10)
+
+
+# -- check -----------------------------------------------------------------------------
+
+
+def test_check_passes_on_the_demo_table(writer, orders, db_url):
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(created_at="created_at"),
+                 count_orders=True)
+    assert OrderSource(cfg, writer).check() == []
+
+
+def test_check_names_the_missing_column_and_config_key(writer, orders, db_url):
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(changed_at="updatedat"))
+    with pytest.raises(SourceError) as err:
+        OrderSource(cfg, writer).check()
+    message = str(err.value)
+    assert message.startswith(
+        f'source.columns.changed_at: column "updatedat" not found in table {orders.name}'
+    )
+    assert "did you mean 'updated_at'" in message and "columns are: id, order_no" in message
+
+    cfg = config(db_url, orders.name, dimensions={"isp": DimensionConfig(column="isp")})
+    with pytest.raises(SourceError, match=r'source\.dimensions\.isp\.column: column "isp"'):
+        OrderSource(cfg, writer).check()
+
+
+def test_check_reports_a_missing_table(writer, orders, db_url):
+    source = OrderSource(config(db_url, orders.name + "_nope"), writer)
+    with pytest.raises(SourceError, match=rf"source\.table: table '{orders.name}_nope' not found"):
+        source.check()
+
+
+def test_check_warns_about_a_missing_index(writer, db_url, unique_name):
+    table = orders_table(unique_name, indexed=False)
+    table.metadata.create_all(writer)
+    try:
+        cfg = config(db_url, unique_name, columns=ColumnsConfig(created_at="created_at"),
+                     count_orders=True)
+        warnings = OrderSource(cfg, writer).check()
+    finally:
+        table.metadata.drop_all(writer)
+    assert len(warnings) == 2
+    assert "starts with updated_at" in warnings[0]
+    assert f"ON {unique_name} (updated_at, id)" in warnings[0]
+    assert "CREATE INDEX" in warnings[0] and "(created_at)" in warnings[1]
