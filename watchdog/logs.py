@@ -20,7 +20,9 @@ from .privacy import mask_text, mask_url
 
 __all__ = ["Redactor", "configure_logging", "get_logger", "redact"]
 
-MIN_SECRET_LEN = 6
+# Shorter values (a port, "true") would blank out ordinary words all over the logs; config
+# interpolation registers values from 4 characters on.
+MIN_SECRET_LEN = 4
 _MASK = "***"
 
 # A URL ends at whitespace, quotes or the first non-ASCII character (Chinese text

@@ -66,7 +66,10 @@ _NAME = re.compile(
     r"|(?<![A-Za-z])(?i:(?:real_?|full_?|customer_?|receiver_?|contact_?|user_?)?name"
     r"|consignee|receiver))"
     rf"{_SEP})"
-    rf"(?P<value>[{_CJK}][{_CJK}·•]{{0,15}}+|[A-Za-z]++(?:[ .'\-][A-Za-z]++){{0,4}})"
+    # Latin names must be capitalised and end at a word boundary, so log texts such as
+    # "job name: poll_orders" keep their identifiers.
+    rf"(?P<value>[{_CJK}][{_CJK}·•]{{0,15}}+"
+    r"|[A-Z][A-Za-z]*+(?:[ .'\-][A-Za-z]++){0,4}(?![\w]))"
 )
 
 _HAS_CJK = re.compile(f"[{_CJK}]")

@@ -84,7 +84,7 @@ def test_stdlib_logger_goes_through_redaction() -> None:
 
 
 def test_registered_secret_never_appears() -> None:
-    buf = _configure(secrets=[SECRET, "short"])
+    buf = _configure(secrets=[SECRET, "wor", "pw5x"])
     log = get_logger("x")
     log.info(f"connecting with {SECRET}", nested={"list": [f"x{SECRET}y"]})
     logging.getLogger("apprise").error("token %s rejected", SECRET)
@@ -96,8 +96,8 @@ def test_registered_secret_never_appears() -> None:
     assert SECRET not in out
     assert out.count("***") >= 4
     # Below the minimum length a "secret" would blank out ordinary words.
-    log.info("a short word")
-    assert _json_lines(buf)[-1]["event"] == "a short word"
+    log.info("a short word, pw5x")
+    assert _json_lines(buf)[-1]["event"] == "a short word, ***"
 
 
 def test_sensitive_keys_are_masked_whatever_their_value() -> None:

@@ -78,6 +78,8 @@ def test_mask_text_masks(text: str, expected: str) -> None:
         "客户主动取消",
         "地址: 10.0.0.1:3306",
         "filename: report.csv",
+        "job name: poll_orders",
+        "name=default",
         "非系统原因，客户主动取消",
         "",
         "号码10012345678",  # not a mobile prefix
