@@ -55,7 +55,8 @@ _DIGITS = re.compile(
 )
 
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_SEP = r"[\"']?[ \t]*+[:：=][ \t]*+[\"']?"
+# Label separators seen in reason texts: "姓名:", "姓名：", "name=", JSON '"name": "', "姓名【".
+_SEP = r"[\"']?[ \t]*+(?:[:：=]|【)[ \t]*+[\"']?"
 
 # Longest labels first so 收货人 wins over a shorter prefix.
 _NAME_LABELS = (
@@ -85,7 +86,8 @@ _ADDRESS = re.compile(
 _ADMIN_PREFIX = re.compile(
     r"(?:[^\s省市区县]{1,8}?(?:省|自治区)\s*)?"
     r"(?:[^\s省市区县]{1,10}?(?:市|自治州|地区|盟)\s*)?"
-    r"(?:[^\s省市区县]{1,10}?(?:区|县|市|旗))?"
+    # District names may start with 市 (青岛市市南区).
+    r"(?:[^\s省区县]{1,10}?(?:区|县|市|旗))?"
 )
 
 _NON_DIGIT = re.compile(r"[^0-9Xx*]")
