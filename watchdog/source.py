@@ -358,7 +358,7 @@ def _build_engine(cfg: SourceConfig) -> sa.Engine:
         raise SourceError(
             f"source.url: {exc}; write e.g. postgresql+psycopg://user@host/db"
         ) from exc
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         # The parse error quotes the whole URL, password included: leave it out.
         raise SourceError(
             "source.url: not a valid SQLAlchemy URL; write e.g. "

@@ -359,3 +359,161 @@ def test_check_warns_about_a_missing_index(writer, db_url, unique_name):
     assert "starts with updated_at" in warnings[0]
     assert f"ON {unique_name} (updated_at, id)" in warnings[0]
     assert "CREATE INDEX" in warnings[0] and "(created_at)" in warnings[1]
+
+
+# -- read-only, timeouts and failures ---------------------------------------------------
+
+
+def test_from_config_sessions_are_read_only(writer, orders, db_url):
+    insert(writer, orders, [row(1, T0)])
+    with OrderSource.from_config(config(db_url, orders.name)) as source:
+        assert [c.raw_id for c in source.fetch_cancellations(None, 10)] == [1]
+        # Even a user allowed to write (root, postgres, the file's owner) cannot here.
+        with (
+            pytest.raises(sa.exc.DBAPIError, match=r"(?i)read.?only"),
+            source.engine.begin() as conn,
+        ):
+            conn.execute(orders.insert(), [row(2, T0)])
+        with source.engine.connect() as conn:
+            dialect = conn.dialect.name
+            if dialect == "postgresql":
+                assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "10s"
+                assert conn.exec_driver_sql("SHOW default_transaction_read_only").scalar() == "on"
+            elif dialect in ("mysql", "mariadb"):
+                assert conn.exec_driver_sql("SELECT @@max_statement_time").scalar() == 10
+                assert conn.exec_driver_sql("SELECT @@session.tx_read_only").scalar() == 1
+    with writer.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar() == 1
+
+
+@pytest.mark.postgres
+def test_a_select_only_role_can_poll_postgres(postgres_url, unique_name):
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    table = orders_table(unique_name)
+    role = f"ro_{unique_name}"
+    table.metadata.create_all(admin)
+    try:
+        insert(admin, table, [row(i, T0 + timedelta(seconds=i % 4)) for i in range(1, 26)])
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            conn.exec_driver_sql(f"GRANT SELECT ON {unique_name} TO {role}")
+        url = sa.make_url(postgres_url).set(username=role, password=None)
+        cfg = config(url.render_as_string(hide_password=False), unique_name,
+                     columns=ColumnsConfig(created_at="created_at"), count_orders=True)
+        with OrderSource.from_config(cfg) as source:
+            assert source.check() == []
+            got = read_all(source, limit=4)
+            assert sorted(c.raw_id for c in got) == list(range(1, 26))
+            counts = source.count_new_orders(T0_UTC, T0_UTC + timedelta(days=1))
+            assert sum(c.count for c in counts) == 25
+            # TEMP is granted to PUBLIC, so only the read-only session stops this one.
+            with (
+                pytest.raises(sa.exc.DBAPIError, match="read-only transaction"),
+                source.engine.begin() as conn,
+            ):
+                conn.exec_driver_sql("CREATE TEMP TABLE wd_probe (x int)")
+            with (
+                pytest.raises(sa.exc.DBAPIError, match=r"read-only transaction|permission"),
+                source.engine.begin() as conn,
+            ):
+                conn.execute(table.delete())
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {unique_name}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://watchdog:s3cret@127.0.0.1:1/orders",
+        "mysql+pymysql://watchdog:s3cret@127.0.0.1:1/orders",
+    ],
+)
+def test_unreachable_database_raises_source_error_without_password(url):
+    source = OrderSource.from_config(config(url, "orders"))
+    for call in (lambda: source.fetch_cancellations(None, 10), source.check):
+        with pytest.raises(SourceError) as err:
+            call()
+        message = str(err.value)
+        assert "s3cret" not in message
+        assert "watchdog:***@127.0.0.1:1/orders" in message
+        assert "check source.url" in message
+    source.close()
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path):
+    path = tmp_path / "nope.db"
+    source = OrderSource.from_config(config(f"sqlite:///{path}", "orders"))
+    with pytest.raises(SourceError, match="unable to open database file"):
+        source.fetch_cancellations(None, 10)
+    assert not path.exists()
+    source.close()
+
+
+def test_bad_url_does_not_echo_the_password():
+    with pytest.raises(SourceError, match="not a valid SQLAlchemy URL") as err:
+        OrderSource.from_config(config("postgresql+psycopg://u:s3cret@host:port/db", "orders"))
+    assert "s3cret" not in str(err.value)
+
+
+@pytest.mark.postgres
+def test_timestamptz_columns_on_postgres(postgres_url, unique_name):
+    engine = sa.create_engine(postgres_url, connect_args={"options": "-c TimeZone=UTC"})
+    table = orders_table(unique_name, aware=True)
+    table.metadata.create_all(engine)
+    try:
+        when = T0_UTC.replace(microsecond=777)
+        insert(engine, table, [row(i, when + timedelta(hours=i // 3)) for i in range(1, 10)])
+        source = OrderSource(config(postgres_url, unique_name), engine)
+        got = read_all(source, limit=2)
+        assert [c.raw_id for c in got] == list(range(1, 10))
+        assert got[0].changed_at == when and got[0].changed_at.tzinfo is UTC
+        again = source.fetch_cancellations(Cursor(when + timedelta(hours=2), None), 10)
+        assert [c.raw_id for c in again] == [6, 7, 8, 9]
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+# -- the plan ---------------------------------------------------------------------------
+
+
+def explain(engine: sa.Engine, stmt: sa.Select[Any]) -> list[sa.Row[Any]]:
+    compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    prefix = "EXPLAIN "
+    if engine.dialect.name == "sqlite":
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+        prefix = "EXPLAIN QUERY PLAN "
+    with engine.connect() as conn:
+        return list(conn.exec_driver_sql(prefix + str(compiled), params).all())
+
+
+def test_a_poll_is_an_index_range_scan(writer, orders, db_url):
+    """With 20k orders and the cursor near the end, the plan starts at the cursor."""
+    insert(writer, orders, [
+        row(i, T0 - timedelta(minutes=2 * (20_000 - i)), CANCELLED if i % 4 == 0 else "已激活")
+        for i in range(1, 20_001)
+    ])
+    with writer.begin() as conn:
+        if writer.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {orders.name}")
+        elif writer.dialect.name in ("mysql", "mariadb"):
+            conn.exec_driver_sql(f"ANALYZE TABLE {orders.name}").all()
+        else:
+            conn.exec_driver_sql("ANALYZE")
+    source = OrderSource(config(db_url, orders.name), writer)
+    after = source.fetch_cancellations(Cursor(T0_UTC - timedelta(hours=3), None), 1)[0].cursor
+    plan = explain(writer, source.fetch_statement(after, 100))
+    index = f"ix_{orders.name}_updated_at_id"
+    text = "\n".join(" ".join(str(v) for v in r) for r in plan)
+    if writer.dialect.name == "postgresql":
+        assert f"Index Scan using {index}" in text
+        assert "Index Cond: (updated_at >=" in text
+    elif writer.dialect.name in ("mysql", "mariadb"):
+        (only,) = plan
+        assert (only.key, only.type) == (index, "range")
+    else:
+        assert f"USING INDEX {index} (updated_at>?)" in text
