@@ -1,0 +1,182 @@
+"""One poll end to end: real order database -> real rules -> real state database.
+
+Order tables on SQLite, PostgreSQL and MariaDB; state on SQLite (the state store has its
+own tests on every dialect).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
+from tests.integration.orderdb import insert, orders_table, row
+from watchdog.config import Config
+from watchdog.pipeline import PollFailed
+from watchdog.rules import load_rules
+from watchdog.wiring import Parts, assemble
+
+T0 = datetime(2026, 11, 25, 10, 0, 0)  # naive Asia/Shanghai
+NOW = datetime(2026, 11, 25, 2, 30, 0, tzinfo=UTC)  # 10:30 in Shanghai
+
+
+@pytest.fixture
+def orders(db_url: str, unique_name: str) -> Iterator[tuple[sa.Engine, sa.Table]]:
+    engine = sa.create_engine(db_url)
+    table = orders_table(unique_name)
+    table.metadata.create_all(engine)
+    yield engine, table
+    table.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def make_config(db_url: str, table: str, tmp_path, **source: Any) -> Config:
+    return Config.model_validate({
+        "source": {
+            "url": db_url, "table": table, "cancelled_statuses": ["已撤单", "审核不通过"],
+            "dimensions": {"carrier": {"column": "carrier", "top_k": 2},
+                           "province": {"column": "province", "label": False}},
+            "batch_size": 10, "max_batches_per_poll": 3, **source,
+        },
+        "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+    })
+
+
+def build(cfg: Config) -> Parts:
+    return assemble(cfg, CollectorRegistry(), RULES)
+
+
+RULES = load_rules()
+
+
+def totals(parts: Parts) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in parts.registry.collect():
+        for s in family.samples:
+            if s.name == "watchdog_cancellations_total":
+                out[s.labels["category"]] = out.get(s.labels["category"], 0) + s.value
+    return {k: v for k, v in out.items() if v}
+
+
+def poll_until_caught_up(parts: Parts, now: datetime = NOW) -> int:
+    new = 0
+    for _ in range(50):
+        report = parts.pipeline.poll(now)
+        new += report.new
+        if report.caught_up:
+            return new
+    raise AssertionError("never caught up")
+
+
+REASONS = ["一证五号超限", "客户主动取消", "BSS系统异常", "重复下单", "号码资源不足"]
+
+
+def test_backlog_is_counted_exactly_once_across_polls_and_pages(orders, db_url, tmp_path):
+    engine, table = orders
+    rows = [row(i, T0 + timedelta(seconds=i // 3), remark=REASONS[i % 5],
+                carrier=["中国联通", "中国电信", "中国移动"][i % 3],
+                status="已撤单" if i % 4 else "已激活") for i in range(1, 101)]
+    insert(engine, table, rows)
+    parts = build(make_config(db_url, table.name, tmp_path))
+    try:
+        first = parts.pipeline.poll(NOW)
+        assert (first.rows_read, first.caught_up, first.pages) == (30, False, 3)
+        assert poll_until_caught_up(parts) == 75 - 30
+        assert parts.store.count_events() == 75
+        assert sum(totals(parts).values()) == 75
+        assert totals(parts)["compliance"] == 15
+        # Top-K: two carriers get a label, the third is "other".
+        carriers = {s.labels["carrier"] for f in parts.registry.collect() for s in f.samples
+                    if s.name == "watchdog_cancellations_total" and s.value}
+        assert carriers == {"中国电信", "中国移动", "other"}
+    finally:
+        parts.close()
+
+
+def test_callbacks_overlap_and_late_commits(orders, db_url, tmp_path):
+    engine, table = orders
+    recent = T0 + timedelta(minutes=25)  # five minutes before NOW, inside the 10 min overlap
+    insert(engine, table, [row(i, recent, remark="一证五号超限") for i in range(1, 6)])
+    parts = build(make_config(db_url, table.name, tmp_path))
+    try:
+        assert poll_until_caught_up(parts) == 5
+        # The upstream repeats three callbacks; a row is committed late: its timestamp is
+        # before the cursor, but inside the overlap.
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.id <= 3)
+                         .values(updated_at=recent + timedelta(minutes=2)))
+        insert(engine, table, [row(6, recent - timedelta(minutes=3), remark="客户主动取消")])
+        report = parts.pipeline.poll(NOW)
+        assert (report.new, report.by_category) == (1, {"customer_initiated": 1})
+        assert report.duplicates >= 3
+        # A different negative status of the same order is a new cancellation.
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.id == 1)
+                         .values(status="审核不通过", updated_at=recent + timedelta(minutes=3)))
+        assert parts.pipeline.poll(NOW).new == 1
+        assert parts.store.count_events() == 7
+    finally:
+        parts.close()
+
+
+def test_restart_continues_and_metrics_start_from_committed_totals(orders, db_url, tmp_path):
+    engine, table = orders
+    insert(engine, table, [row(i, T0, remark="BSS系统异常") for i in range(1, 26)])
+    cfg = make_config(db_url, table.name, tmp_path)
+    parts = build(cfg)
+    parts.pipeline.poll(NOW)  # 30-row budget, 25 rows: caught up
+    parts.close()
+    insert(engine, table, [row(i, T0 + timedelta(seconds=1), remark="BSS系统异常")
+                           for i in range(26, 31)])
+    again = build(cfg)
+    try:
+        assert totals(again) == {"system_fault": 25}
+        assert poll_until_caught_up(again) == 5
+        assert totals(again) == {"system_fault": 30}
+    finally:
+        again.close()
+
+
+def test_json_timeline_event_time_and_broken_reasons(orders, db_url, tmp_path):
+    engine, table = orders
+    timeline = json.dumps([{"time": "2026-11-25 09:00:00", "content": "已提交"},
+                           {"time": "2026-11-25 09:30:00", "content": "号码资源不足"}],
+                          ensure_ascii=False)
+    insert(engine, table, [row(1, T0, remark=timeline), row(2, T0, remark=None),
+                           row(3, T0, remark="   "), row(4, T0, remark="x" * 200_000)])
+    parts = build(make_config(db_url, table.name, tmp_path))
+    try:
+        report = parts.pipeline.poll(NOW)
+        assert report.by_category == {"supply_shortage": 1, "unknown": 3}
+        (event,) = [e for e in parts.store.events(NOW - timedelta(days=1), NOW)
+                    if e.order_id == "1"]
+        assert event.event_time == datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
+    finally:
+        parts.close()
+
+
+def test_unreachable_source_fails_the_poll_and_recovers(orders, db_url, tmp_path):
+    engine, table = orders
+    insert(engine, table, [row(1, T0, remark="重复下单")])
+    bad = make_config(db_url, "no_such_table_here", tmp_path)
+    parts = build(bad)
+    try:
+        with pytest.raises(PollFailed) as info:
+            parts.pipeline.poll(NOW)
+        assert info.value.stage == "source"
+        assert parts.registry.get_sample_value("watchdog_source_up") == 0
+        assert parts.registry.get_sample_value("watchdog_poll_errors_total",
+                                               {"stage": "source"}) == 1
+    finally:
+        parts.close()
+    good = build(make_config(db_url, table.name, tmp_path))
+    try:
+        assert good.pipeline.poll(NOW).by_category == {"duplicate": 1}
+        assert good.registry.get_sample_value("watchdog_source_up") == 1
+    finally:
+        good.close()
