@@ -382,6 +382,8 @@ def test_from_config_sessions_are_read_only(writer, orders, db_url):
             elif dialect in ("mysql", "mariadb"):
                 assert conn.exec_driver_sql("SELECT @@max_statement_time").scalar() == 10
                 assert conn.exec_driver_sql("SELECT @@session.tx_read_only").scalar() == 1
+                zone = conn.exec_driver_sql("SELECT @@session.time_zone").scalar()
+                assert zone in ("Asia/Shanghai", "+08:00")
     with writer.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(orders)).scalar() == 1
 
@@ -422,6 +424,21 @@ def test_a_select_only_role_can_poll_postgres(postgres_url, unique_name):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {unique_name}")
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         admin.dispose()
+
+
+def test_statement_timeout_stops_a_slow_query(writer, orders, db_url):
+    slow = {"postgresql": "CROSS JOIN pg_sleep(5)", "mysql": "WHERE SLEEP(5) = 0"}
+    if writer.dialect.name not in slow:
+        pytest.skip("SQLite has no statement timeout")
+    insert(writer, orders, [row(1, T0)])
+    query = (
+        "SELECT id, status, updated_at AS changed_at, remark AS reason, carrier, province "
+        f"FROM {orders.name} {slow[writer.dialect.name]}"
+    )
+    cfg = config(db_url, None, query=query, statement_timeout="300ms")
+    with OrderSource.from_config(cfg) as source, pytest.raises(SourceError) as err:
+        source.fetch_cancellations(None, 10)
+    assert "ran longer than source.statement_timeout (0.3s)" in str(err.value)
 
 
 @pytest.mark.parametrize(
