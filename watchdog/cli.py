@@ -69,35 +69,42 @@ def main() -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Override logging.level from the config.")
 def run(config_path: Path, once: bool, log_level: str | None) -> None:
-    """Run the daemon: poll, classify, count, serve /metrics."""
-    from .daemon import AlreadyRunning, lock_sqlite_state, run_daemon, run_once
+    """Run the daemon: poll, classify, count, serve /metrics.
+
+    With a PostgreSQL or MySQL state database several replicas may run: one leads (polls
+    and sends), the others stand by and take over when it dies. With SQLite a second
+    instance on the same state file is refused.
+    """
+    from .daemon import run_daemon, run_once
+    from .lease import AlreadyRunning, lease_for
     from .pipeline import PollFailed
 
     cfg = load_or_exit(config_path)
     setup_logging(cfg, log_level)
-    try:
-        lock = lock_sqlite_state(cfg.state.url)
-    except AlreadyRunning as exc:
-        fail(str(exc), EXIT_RUNTIME)
     parts = _assemble_or_exit(cfg)
+    lease = lease_for(parts.store.engine)
     try:
-        if once:
-            try:
-                report = run_once(parts)
-            except PollFailed as exc:
-                fail(f"poll failed at {exc.stage}: {exc.cause}", EXIT_RUNTIME)
-            click.echo(json.dumps({
-                "rows_read": report.rows_read, "new": report.new,
-                "duplicates": report.duplicates, "excluded": report.excluded,
-                "categories": report.by_category, "caught_up": report.caught_up,
-            }, ensure_ascii=False))
-            return
-        sys.exit(run_daemon(parts))
+        leader = lease.try_acquire()
+    except AlreadyRunning as exc:
+        parts.close()
+        fail(str(exc), EXIT_RUNTIME)
+    if not once:
+        sys.exit(run_daemon(parts, lease))
+    try:
+        if not leader:
+            fail("another replica holds the leader lease; not polling", EXIT_RUNTIME)
+        try:
+            report = run_once(parts)
+        except PollFailed as exc:
+            fail(f"poll failed at {exc.stage}: {exc.cause}", EXIT_RUNTIME)
+        click.echo(json.dumps({
+            "rows_read": report.rows_read, "new": report.new,
+            "duplicates": report.duplicates, "excluded": report.excluded,
+            "categories": report.by_category, "caught_up": report.caught_up,
+        }, ensure_ascii=False))
     finally:
-        if once:
-            parts.close()
-        if lock:
-            lock.close()
+        lease.release()
+        parts.close()
 
 
 def _assemble_or_exit(cfg: Config):

@@ -84,6 +84,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     from .config import Config
     from .daemon import run_daemon
     from .demo_db import DemoFeeder, create_order_db
+    from .lease import lease_for
     from .wiring import assemble
 
     directory = directory or Path(tempfile.mkdtemp(prefix="cancel-watchdog-demo-"))
@@ -114,7 +115,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     if duration:
         threading.Timer(duration, stop.set).start()
     try:
-        run_daemon(parts, stop=stop)
+        run_daemon(parts, lease_for(parts.store.engine), stop=stop)
     finally:
         stop.set()
         feeder_thread.join(timeout=10)

@@ -7,57 +7,26 @@ and for a misspelt key suggests the closest valid one.
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from .alerts.config import AlertingConfig, ChannelConfig, RouteConfig, channel_problems
+from .configtypes import Duration, Strict, parse_duration  # noqa: F401 - re-exported
 from .yamlfile import Problem, YamlFileError, dotted, interpolate, load_yaml, locate
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`90`, `"30s"`, `"10m"`, `"2h"`, `"30d"` -> timedelta (bare numbers are seconds)."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 10m, 2h or 7d")
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-    raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 2h or 7d")
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda td: f"{td.total_seconds():g}s", return_type=str),
-    Field(json_schema_extra={"type": "string", "pattern": _DURATION.pattern}),
-]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DimensionConfig(Strict):
@@ -172,6 +141,12 @@ class StateConfig(Strict):
         default=timedelta(days=35),
         description="How long classified cancellations and dedupe keys are kept.",
     )
+    lease_interval: Duration = Field(
+        default=timedelta(seconds=10),
+        description="How often a replica renews or tries to take the leader lease "
+        "(PostgreSQL/MySQL state). A standby takes over within two intervals of the "
+        "leader's death.",
+    )
 
 
 class PollConfig(Strict):
@@ -188,6 +163,11 @@ class RulesConfig(Strict):
 class MetricsConfig(Strict):
     listen: str = Field(
         default="127.0.0.1:9464", description="host:port of /metrics, /healthz and /readyz."
+    )
+    web_config_file: str | None = Field(
+        default=None,
+        description="TLS and basic auth, in the Prometheus exporter web config format "
+        "(tls_server_config, basic_auth_users with bcrypt hashes); relative to this file.",
     )
 
     @field_validator("listen")
@@ -223,9 +203,21 @@ class Config(Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=dict, description="Notification channels by name (see README).")
+    routes: list[RouteConfig] = Field(
+        default_factory=list, description="Route tree: which alerts go to which channels.")
 
     path: Path | None = Field(default=None, exclude=True, description="(set by the loader)")
     _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _channels_exist(self) -> Config:
+        problems = channel_problems(self.alerting, self.channels, self.routes)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def secrets(self) -> tuple[str, ...]:
         """Values interpolated from the environment: never to be logged."""

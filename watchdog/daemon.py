@@ -7,22 +7,18 @@ poll finish its page, then exit 0; SIGHUP reloads the rules.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.engine import make_url
 
+from .lease import Lease
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
 from .web import Health, HttpServer, make_app
@@ -37,34 +33,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class AlreadyRunning(Exception):
-    """Another process holds the state database (SQLite has no shared lease)."""
-
-
-def lock_sqlite_state(url: str) -> Any:
-    """Refuse a second daemon on the same SQLite state file; returns the held lock file."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    path = Path(u.database).resolve()
-    handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the process lifetime
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        handle.seek(0)
-        pid = handle.read().strip() or "?"
-        handle.close()
-        raise AlreadyRunning(
-            f"another cancel-watchdog (pid {pid}) is using the state database {path}; "
-            "stop it first, or give this instance its own state.url (use PostgreSQL for "
-            "several replicas)"
-        ) from exc
-    handle.truncate(0)
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
-
-
 @dataclass
 class Poller:
     """The poll job: runs the pipeline until caught up, backs off after failures."""
@@ -72,6 +40,7 @@ class Poller:
     parts: Parts
     health: Health
     stop: threading.Event
+    lease: Lease
     clock: Callable[[], datetime] = utcnow
     on_report: Callable[[PollReport], None] | None = None
     failures: int = 0
@@ -80,7 +49,7 @@ class Poller:
 
     def __call__(self) -> None:
         now = self.clock()
-        if self.retry_at and now < self.retry_at:
+        if not self.health.leader or (self.retry_at and now < self.retry_at):
             return
         self._polls += 1
         structlog.contextvars.bind_contextvars(poll_id=self._polls)
@@ -136,9 +105,10 @@ def reload_rules(parts: Parts) -> bool:
     return True
 
 
-def run_daemon(parts: Parts, *, stop: threading.Event | None = None,
+def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = None,
                on_report: Callable[[PollReport], None] | None = None,
                install_signals: bool = True) -> int:
+    """Serve until stopped. `lease` decides whether this replica polls or stands by."""
     cfg = parts.cfg
     stop = stop or threading.Event()
     interval = cfg.poll.interval.total_seconds()
@@ -147,8 +117,12 @@ def run_daemon(parts: Parts, *, stop: threading.Event | None = None,
     server.start()
     log.info("listening", url=f"http://{cfg.metrics.host}:{server.port}/metrics")
 
-    poller = Poller(parts, health, stop, on_report=on_report)
+    poller = Poller(parts, health, stop, lease)
+    poller.on_report = on_report
     scheduler = BackgroundScheduler(timezone=UTC)
+    renew = cfg.state.lease_interval.total_seconds()
+    scheduler.add_job(_renew_lease, "interval", seconds=renew, id="lease", args=[parts, lease,
+                      health], max_instances=1, coalesce=True, next_run_time=utcnow())
     scheduler.add_job(poller, "interval", seconds=interval, id="poll", max_instances=1,
                       coalesce=True, next_run_time=utcnow())
     scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts],
@@ -166,6 +140,7 @@ def run_daemon(parts: Parts, *, stop: threading.Event | None = None,
         log.info("stopping")
     finally:
         scheduler.shutdown(wait=True)  # lets a running poll finish its current page
+        lease.release()
         server.stop()
         parts.close()
     log.info("stopped")
@@ -180,6 +155,14 @@ def run_once(parts: Parts) -> PollReport:
     finally:
         parts.metrics.poll_duration.observe(time.perf_counter() - started)
     return report
+
+
+def _renew_lease(parts: Parts, lease: Lease, health: Health) -> None:
+    leader = lease.try_acquire()
+    if leader != health.leader:
+        log.info("role", role="leader" if leader else "standby")
+    health.leader = leader
+    parts.metrics.leader.set(1 if leader else 0)
 
 
 def _prune(parts: Parts) -> None:

@@ -52,6 +52,9 @@ class Metrics:
         self.orders = Counter(
             ORDERS, "Newly created orders, by dimension.", dims, registry=r
         ) if count_orders else None
+        self.leader = Gauge(
+            "watchdog_leader", "1 on the replica that polls and sends; 0 on standbys.",
+            registry=r)
         self.source_up = Gauge(
             "watchdog_source_up", "1 when the last poll reached the order database.",
             registry=r)

@@ -30,7 +30,8 @@ class Parts:
 
 
 def load_configured_rules(cfg: Config) -> RuleSet:
-    return load_rules([cfg.resolve(p) for p in cfg.rules.paths], use_defaults=cfg.rules.use_defaults)
+    paths = [cfg.resolve(p) for p in cfg.rules.paths]
+    return load_rules(paths, use_defaults=cfg.rules.use_defaults)
 
 
 def assemble(cfg: Config, registry: CollectorRegistry | None = None,
