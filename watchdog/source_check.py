@@ -27,7 +27,13 @@ def check_table(conn: sa.Connection, cfg: SourceConfig) -> tuple[list[str], list
         return [
             f"source.table: table {table!r} not found{where}; tables are: {shown or '(none)'}"
         ], []
-    columns = [c["name"] for c in insp.get_columns(table, schema=schema)]
+    if conn.dialect.name in ("mysql", "mariadb"):
+        # SHOW CREATE TABLE (SQLAlchemy's reflection) needs table-level privileges; the
+        # information schema also works for a user granted only some columns.
+        columns, leading = _mysql_columns_and_leading(conn, table, schema)
+    else:
+        columns = [c["name"] for c in insp.get_columns(table, schema=schema)]
+        leading = _leading_columns(insp, table, schema)
     problems = []
     for key, column in _mapped_columns(cfg):
         if _find(column, columns, conn.dialect.name) is None:
@@ -35,15 +41,11 @@ def check_table(conn: sa.Connection, cfg: SourceConfig) -> tuple[list[str], list
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
             problems.append(
                 f'{key}: column "{column}" not found in table {table}{hint}; '
-                f"columns are: {', '.join(columns)}"
+                f"columns are: {', '.join(columns)} (a user granted only some columns "
+                "sees only those)"
             )
     if problems:
         return problems, []
-    indexes = insp.get_indexes(table, schema=schema)
-    pk = insp.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
-    leading = {_lower(ix["column_names"][0]) for ix in indexes if ix.get("column_names")}
-    if pk:
-        leading.add(_lower(pk[0]))
     warnings = []
     cols = cfg.columns
     if _lower(cols.changed_at) not in leading:
@@ -87,6 +89,34 @@ def check_query(
             "applies the limit) or apply the full keyset"
         )
     return [], warnings
+
+
+def _leading_columns(insp: sa.Inspector, table: str, schema: str | None) -> set[str]:
+    """Lower-cased first column of every index (and of the primary key)."""
+    indexes = insp.get_indexes(table, schema=schema)
+    pk = insp.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+    leading = {_lower(ix["column_names"][0]) for ix in indexes if ix.get("column_names")}
+    if pk:
+        leading.add(_lower(pk[0]))
+    return leading
+
+
+def _mysql_columns_and_leading(
+    conn: sa.Connection, table: str, schema: str | None
+) -> tuple[list[str], set[str]]:
+    where = "TABLE_SCHEMA = COALESCE(:schema, DATABASE()) AND TABLE_NAME = :table"
+    params = {"schema": schema, "table": table}
+    columns = conn.execute(
+        sa.text(f"SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE {where} "
+                "ORDER BY ORDINAL_POSITION"),
+        params,
+    ).scalars().all()
+    leading = conn.execute(
+        sa.text(f"SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE {where} "
+                "AND SEQ_IN_INDEX = 1"),
+        params,
+    ).scalars().all()
+    return [str(c) for c in columns], {_lower(str(c)) for c in leading}
 
 
 def _mapped_columns(cfg: SourceConfig) -> list[tuple[str, str]]:

@@ -398,7 +398,9 @@ def test_a_select_only_role_can_poll_postgres(postgres_url, unique_name):
         insert(admin, table, [row(i, T0 + timedelta(seconds=i % 4)) for i in range(1, 26)])
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-            conn.exec_driver_sql(f"GRANT SELECT ON {unique_name} TO {role}")
+            # Column grants: the watchdog never needs names, ID numbers or phones.
+            columns = "id, status, remark, carrier, province, created_at, updated_at"
+            conn.exec_driver_sql(f"GRANT SELECT ({columns}) ON {unique_name} TO {role}")
         url = sa.make_url(postgres_url).set(username=role, password=None)
         cfg = config(url.render_as_string(hide_password=False), unique_name,
                      columns=ColumnsConfig(created_at="created_at"), count_orders=True)
@@ -423,6 +425,45 @@ def test_a_select_only_role_can_poll_postgres(postgres_url, unique_name):
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {unique_name}")
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
+
+
+@pytest.mark.mysql
+def test_a_column_granted_user_can_poll_mariadb(mysql_url, unique_name):
+    admin = sa.create_engine(mysql_url)
+    table = orders_table(unique_name)
+    user = f"ro_{unique_name}"
+    table.metadata.create_all(admin)
+    try:
+        insert(admin, table, [row(i, T0 + timedelta(seconds=i % 4)) for i in range(1, 26)])
+        database = sa.make_url(mysql_url).database
+        columns = "id, status, remark, carrier, province, created_at, updated_at"
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"CREATE USER '{user}'@'%'"))
+            conn.execute(
+                sa.text(f"GRANT SELECT ({columns}) ON {database}.{unique_name} TO '{user}'@'%'")
+            )
+        url = sa.make_url(mysql_url).set(username=user, password=None)
+        cfg = config(url.render_as_string(hide_password=False), unique_name,
+                     columns=ColumnsConfig(created_at="created_at"), count_orders=True)
+        with OrderSource.from_config(cfg) as source:
+            assert source.check() == []
+            assert sorted(c.raw_id for c in read_all(source, limit=4)) == list(range(1, 26))
+            with (
+                pytest.raises(sa.exc.DBAPIError, match="READ ONLY transaction"),
+                source.engine.begin() as conn,
+            ):
+                conn.exec_driver_sql("CREATE TEMPORARY TABLE wd_probe (x int)")
+        phone = config(url.render_as_string(hide_password=False), unique_name,
+                       columns=ColumnsConfig(reason=["phone"]))
+        with OrderSource.from_config(phone) as source, pytest.raises(
+            SourceError, match=r'source\.columns\.reason\[0\]: column "phone" not found'
+        ):
+            source.check()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {unique_name}")
+            conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
         admin.dispose()
 
 
