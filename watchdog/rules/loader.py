@@ -288,10 +288,10 @@ class _Builder:
         if not isinstance(node, CommentedMap):
             self._err(path, f"expected a condition mapping with one of {', '.join(COND_KEYS)}")
             return None
-        if not top:
-            for key in node:
-                if key not in COND_KEYS:
-                    self._unknown_key((*path, key), key, COND_KEYS)
+        unknown = [k for k in node if k not in (RULE_KEYS if top else COND_KEYS)]
+        if not top:  # a rule's own unknown keys were reported by _rule
+            for key in unknown:
+                self._unknown_key((*path, key), key, COND_KEYS)
         parts: list[Condition | None] = []
         for key in COND_KEYS:
             if key not in node or key == "unless":
@@ -315,7 +315,8 @@ class _Builder:
                 else:
                     parts.append(None)
         if not parts:
-            self._err(path, f"needs at least one condition ({', '.join(COND_KEYS[:-1])})")
+            if not unknown:  # a misspelt condition key already explains it
+                self._err(path, f"needs at least one condition ({', '.join(COND_KEYS[:-1])})")
             return None
         if any(p is None for p in parts):
             return None
