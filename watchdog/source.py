@@ -129,7 +129,8 @@ class OrderSource:
             "since_id": after.order_id if after else None,
             "limit": limit,
         }
-        text = sa.text(self.cfg.query)
+        # A trailing `;` is natural at a SQL prompt but breaks the subquery.
+        text = sa.text(self.cfg.query.strip().rstrip(";"))
         used = set(text.compile().params)
         binds = [sa.bindparam(k, v) for k, v in values.items() if k in used]
         if "statuses" in used:

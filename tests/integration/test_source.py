@@ -282,7 +282,7 @@ def custom_query(table: str, *, with_params: bool = True) -> str:
     return (
         "SELECT o.id, o.status, o.updated_at AS changed_at, "
         "COALESCE(o.remark, o.channel) AS reason, o.carrier, o.province "
-        f"FROM {table} o {where}"
+        f"FROM {table} o {where};\n"  # the trailing `;` of a query pasted from a SQL prompt
     )
 
 
