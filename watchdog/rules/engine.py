@@ -155,6 +155,11 @@ class RuleSet:
             category=winner.category if winner else UNKNOWN,
         )
 
+    @property
+    def precedence(self) -> tuple[Rule, ...]:
+        """Every rule, the one that wins a tie first."""
+        return self._rank
+
     def cache_info(self) -> Any:
         return getattr(self._cached, "cache_info", lambda: None)()
 
