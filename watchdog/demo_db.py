@@ -1,0 +1,242 @@
+"""The demo order database: the `orders` table and a feeder that replays the simulated
+stream into it, paced against the wall clock.
+
+Timestamps are naive Asia/Shanghai local time, as in the MySQL DATETIME columns of real
+platforms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import sqlalchemy as sa
+
+from .simulate import Incident, OrderWrite, generate
+from .simulate.clock import ZONE, local_naive
+
+BATCH_SIZE = 5_000
+HORIZON = timedelta(days=365)
+"""How far the feeder's stream reaches; generation is lazy, so this costs nothing."""
+MAX_WAIT = 0.25
+"""Longest pause between checks of the stop event, in wall seconds."""
+
+
+def orders_table(metadata: sa.MetaData, name: str = "orders") -> sa.Table:
+    """The order table the demo writes and config.example.yaml maps.
+
+    The id is BIGINT on server databases (generated ids exceed 2**31) and INTEGER on
+    SQLite, where that makes it the rowid.
+    """
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  primary_key=True, autoincrement=False),
+        sa.Column("order_no", sa.String(32)),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("remark", sa.Text),
+        sa.Column("carrier", sa.String(16)),
+        sa.Column("upstream", sa.String(32)),
+        sa.Column("product", sa.String(64)),
+        sa.Column("distributor_id", sa.String(16)),
+        sa.Column("province", sa.String(16)),
+        sa.Column("city", sa.String(16)),
+        sa.Column("stage", sa.String(16)),
+        sa.Column("channel", sa.String(16)),
+        sa.Column("customer_name", sa.String(32)),
+        sa.Column("id_number", sa.String(18)),
+        sa.Column("phone", sa.String(11)),
+        sa.Column("address", sa.String(128)),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Index(f"ix_{name}_updated_at_id", "updated_at", "id"),
+        sa.Index(f"ix_{name}_created_at", "created_at"),
+        mysql_charset="utf8mb4",
+    )
+
+
+def create_order_db(url: str, *, table: str = "orders") -> sa.Engine:
+    """An engine on `url` with the order table and its indexes created (if missing).
+
+    SQLite files are switched to WAL so that the daemon can read while the feeder writes.
+    """
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    metadata = sa.MetaData()
+    orders_table(metadata, table)
+    metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStats:
+    """What has been written so far."""
+
+    inserts: int = 0
+    updates: int = 0
+    cancellations: int = 0
+    """Writes of a negative status, repeats included."""
+    repeats: int = 0
+    truth: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Ground-truth category -> cancellations (repeats excluded)."""
+
+
+class _Writer:
+    """Applies batches of OrderWrites to one table with executemany."""
+
+    def __init__(self, engine: sa.Engine, table: str) -> None:
+        self.engine = engine
+        t = orders_table(sa.MetaData(), table)
+        self.insert = t.insert()
+        self.update = (
+            t.update()
+            .where(t.c.id == sa.bindparam("w_id"))
+            .values(status=sa.bindparam("w_status"), remark=sa.bindparam("w_remark"),
+                    stage=sa.bindparam("w_stage"), updated_at=sa.bindparam("w_updated_at"))
+        )
+
+    def write(self, batch: Sequence[OrderWrite]) -> None:
+        # inserts first: a row's insert always precedes its updates in commit order, and
+        # executemany keeps the order of the updates themselves
+        rows = [w.values() for w in batch if w.insert]
+        changes = [
+            {"w_id": w.order.id, "w_status": w.status, "w_remark": w.remark,
+             "w_stage": w.stage, "w_updated_at": w.updated_at}
+            for w in batch if not w.insert
+        ]
+        with self.engine.begin() as conn:
+            if rows:
+                conn.execute(self.insert, rows)
+            if changes:
+                conn.execute(self.update, changes)
+
+
+def write_all(engine: sa.Engine, writes: Iterable[OrderWrite], *, table: str = "orders",
+              batch_size: int = BATCH_SIZE) -> int:
+    """Write every write, one transaction per batch; returns the number of writes."""
+    writer = _Writer(engine, table)
+    total = 0
+    it = iter(writes)
+    while batch := list(itertools.islice(it, batch_size)):
+        writer.write(batch)
+        total += len(batch)
+    return total
+
+
+class DemoFeeder:
+    """Writes the simulated stream into the order table as simulated time comes due.
+
+    sim_time = start + (wall - wall0) * speed, where wall0 is when `run` (or the first
+    `pump`) starts. `backfill` first writes `history` worth of the past at once.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        speed: float = 60.0,
+        seed: int = 0,
+        start: datetime | None = None,
+        history: timedelta = timedelta(0),
+        incidents: Sequence[Incident] = (),
+        table: str = "orders",
+        daily_orders: int = 30_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        if start is None:
+            start = datetime.now(ZONE).replace(microsecond=0)
+        self.start = local_naive(start)
+        self.speed = speed
+        self._clock = clock
+        self._wall0: float | None = None
+        self._writer = _Writer(engine, table)
+        self._stream: Iterator[OrderWrite] = generate(
+            self.start - history, self.start + HORIZON, seed=seed, incidents=incidents,
+            daily_orders=daily_orders,
+        )
+        self._next: OrderWrite | None = next(self._stream, None)
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._truth: Counter[str] = Counter()
+
+    @property
+    def stats(self) -> DemoStats:
+        with self._lock:
+            c = self._counts
+            return DemoStats(c["inserts"], c["updates"], c["cancellations"], c["repeats"],
+                             MappingProxyType(dict(self._truth)))
+
+    def sim_now(self) -> datetime:
+        """The simulated present (the start until the feeder begins to run)."""
+        if self._wall0 is None:
+            return self.start
+        return self.start + timedelta(seconds=(self._clock() - self._wall0) * self.speed)
+
+    def backfill(self) -> int:
+        """Write the history before `start` at once; returns the rows written."""
+        return self._write_due(self.start, inclusive=False)
+
+    def pump(self) -> int:
+        """Write every write whose simulated time has come; returns how many."""
+        if self._wall0 is None:
+            self._wall0 = self._clock()
+        return self._write_due(self.sim_now(), inclusive=True)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._next is None
+
+    def run(self, stop: threading.Event) -> None:
+        """Pump until `stop` is set (or the stream ends), waiting for the next due write."""
+        while not stop.is_set() and not self.exhausted:
+            self.pump()
+            if self._next is None:
+                return
+            due = (self._next.commit_at - self.sim_now()).total_seconds() / self.speed
+            stop.wait(min(MAX_WAIT, max(0.0, due)))
+
+    def _write_due(self, until: datetime, *, inclusive: bool) -> int:
+        total = 0
+        while True:
+            batch: list[OrderWrite] = []
+            while (
+                self._next is not None
+                and len(batch) < BATCH_SIZE
+                and (self._next.commit_at <= until if inclusive else self._next.commit_at < until)
+            ):
+                batch.append(self._next)
+                self._next = next(self._stream, None)
+            if not batch:
+                return total
+            self._writer.write(batch)
+            self._count(batch)
+            total += len(batch)
+
+    def _count(self, batch: Sequence[OrderWrite]) -> None:
+        with self._lock:
+            for w in batch:
+                self._counts["inserts" if w.insert else "updates"] += 1
+                if w.cancelled:
+                    self._counts["cancellations"] += 1
+                    if w.repeat:
+                        self._counts["repeats"] += 1
+                    elif w.truth:
+                        self._truth[w.truth] += 1
