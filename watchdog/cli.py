@@ -78,8 +78,11 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
     from .daemon import run_daemon, run_once
     from .lease import AlreadyRunning, lease_for
     from .pipeline import PollFailed
+    from .webconfig import web_config_problems
 
     cfg = load_or_exit(config_path)
+    if not once and (web_problems := web_config_problems(cfg)):
+        fail("metrics.web_config_file is invalid:\n  " + "\n  ".join(web_problems))
     setup_logging(cfg, log_level)
     parts = _assemble_or_exit(cfg)
     lease = lease_for(parts.store.engine)
@@ -130,6 +133,7 @@ def check(config_path: Path) -> None:
     """
     from .rules import RuleError
     from .source import OrderSource, SourceError
+    from .webconfig import web_config_problems
     from .wiring import load_configured_rules
 
     problems: list[str] = []
@@ -143,14 +147,13 @@ def check(config_path: Path) -> None:
     except RuleError as exc:
         problems.extend(str(p) for p in exc.problems)
         rules = None
+    problems.extend(web_config_problems(cfg))
     warnings: list[str] = []
-    source = OrderSource.from_config(cfg.source)
     try:
-        warnings = source.check()
+        with OrderSource.from_config(cfg.source) as source:
+            warnings = source.check()
     except SourceError as exc:
         problems.append(f"{config_path}: source: {exc}")
-    finally:
-        source.close()
     if rules is not None and not problems:
         click.echo(f"rules: {len(rules.rules)} loaded, version {rules.version}")
     _report_check(problems, warnings)

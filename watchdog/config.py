@@ -123,6 +123,9 @@ class SourceConfig(Strict):
     def _table_or_query(self) -> SourceConfig:
         if not self.query and not self.table:
             raise ValueError("set either `table` or `query`")
+        if self.count_orders and self.query:
+            raise ValueError("count_orders reads the table directly and cannot be combined "
+                             "with a custom query; set count_orders: false")
         if self.count_orders and not self.columns.created_at:
             raise ValueError("count_orders needs columns.created_at")
         return self
