@@ -24,13 +24,16 @@ _TAIL_CHARS = 1024
 TEMPLATE_CHARS = 80
 
 
-def _build_translation() -> dict[int, str]:
-    """Traditional -> simplified (opencc's character table) plus full-width -> ASCII.
+def _build_translation() -> dict[int, str | None]:
+    """One table for every per-character step.
 
-    Only one-to-one character entries are used; where opencc lists alternatives
-    (`乾 -> 干 乾`) the first is its preferred reading.
+    Traditional -> simplified (opencc's character table; only one-to-one entries, and
+    where opencc lists alternatives, `乾 -> 干 乾`, the first is its preferred reading),
+    full-width ASCII -> ASCII, control characters -> space, and deletion of emoji,
+    pictographs, variation selectors, zero-width characters, the replacement character
+    left by lossy decoding and lone surrogates (which re2 and any UTF-8 encoder refuse).
     """
-    table: dict[int, str] = {}
+    table: dict[int, str | None] = {}
     try:
         import opencc
 
@@ -44,21 +47,22 @@ def _build_translation() -> dict[int, str]:
         pass
     for code in range(0xFF01, 0xFF5F):  # full-width ASCII block
         table[code] = chr(code - 0xFEE0)
-    table[0x3000] = " "  # ideographic space
+    for code in (*range(0x00, 0x20), *range(0x7F, 0xA1), 0x3000, 0x2028, 0x2029):
+        table[code] = " "
+    for lo, hi in _DROPPED:
+        for code in range(lo, hi + 1):
+            table[code] = None
     return table
 
 
-_TRANSLATION = _build_translation()
-
-# Emoji, pictographs, dingbats, variation selectors, zero-width joiners, the
-# replacement character left by lossy decoding, and lone surrogates (which re2 and
-# any UTF-8 encoder would refuse).
-_DROP = re.compile(
-    "[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe00-\ufe0f\u200b-\u200f"
-    "\u2060-\u206f\ufeff\ufffc\ufffd\ud800-\udfff\U000e0000-\U000e007f]+"
+_DROPPED = (
+    (0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2B00, 0x2BFF), (0xFE00, 0xFE0F),
+    (0x200B, 0x200F), (0x2060, 0x206F), (0xFEFF, 0xFEFF), (0xFFFC, 0xFFFD),
+    (0xD800, 0xDFFF), (0xE0000, 0xE007F),
 )
-# Control characters (NUL, tabs, newlines, C1) become spaces, then spaces collapse.
-_SPACE = re.compile(r"[\x00-\x20\x7f-\xa0\u2028\u2029\u3000]+")
+_TRANSLATION = _build_translation()
+_ASCII_CONTROLS = {c: " " for c in (*range(0x00, 0x20), 0x7F)}
+
 # Runs of the same punctuation mark (`!!!`, `。。`, `???`, `~~~`) become one; `*` is left
 # alone because masked numbers (`138****1234`) are made of it.
 _REPEAT_PUNCT = re.compile(r"([!?.,;:~\-=#_。，、！？…～·])\1+")
@@ -82,17 +86,15 @@ def normalise(text: str | None) -> str:
         return ""
     text = clip(text)
     if text.isascii():
-        text = text.lower()
+        if not text.isprintable():
+            text = text.translate(_ASCII_CONTROLS)
     else:
         text = text.translate(_TRANSLATION)
-        text = _DROP.sub("", text)
         if not unicodedata.is_normalized("NFKC", text):
-            text = unicodedata.normalize("NFKC", text)
             # NFKC can produce traditional forms from compatibility ideographs.
-            text = text.translate(_TRANSLATION)
-        text = text.lower()
-    text = _REPEAT_PUNCT.sub(r"\1", text)
-    return _SPACE.sub(" ", text).strip()
+            text = unicodedata.normalize("NFKC", text).translate(_TRANSLATION)
+    text = _REPEAT_PUNCT.sub(r"\1", text.lower())
+    return " ".join(text.split())
 
 
 def reason_template(text: str | None) -> str:
