@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .lease import Lease
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
-from .web import Health, HttpServer, make_app
+from .web import Health, start_http_server
 from .wiring import Parts, load_configured_rules
 
 log = structlog.get_logger("watchdog.daemon")
@@ -113,9 +113,8 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     stop = stop or threading.Event()
     interval = cfg.poll.interval.total_seconds()
     health = Health(stale_after=max(3 * interval, 60.0))
-    server = HttpServer(cfg.metrics.host, cfg.metrics.port, make_app(parts.registry, health))
-    server.start()
-    log.info("listening", url=f"http://{cfg.metrics.host}:{server.port}/metrics")
+    server = start_http_server(cfg, parts.registry, health)
+    log.info("listening", url=f"{server.scheme}://{cfg.metrics.host}:{server.port}/metrics")
 
     poller = Poller(parts, health, stop, lease)
     poller.on_report = on_report
