@@ -35,11 +35,11 @@ class Upstream:
 
 
 UPSTREAMS: tuple[Upstream, ...] = (
-    Upstream("号卡云仓", 0.75),
-    Upstream("联通总部直连", 0.10),
-    Upstream("电信集团渠道", 0.55),
-    Upstream("华南号卡联盟", 0.20),
-    Upstream("广电192渠道", 0.35),
+    Upstream("号卡云仓", 0.55),
+    Upstream("联通总部直连", 0.08),
+    Upstream("电信集团渠道", 0.40),
+    Upstream("华南号卡联盟", 0.15),
+    Upstream("广电192渠道", 0.25),
 )
 
 

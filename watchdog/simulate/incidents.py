@@ -193,11 +193,16 @@ class NumberPoolExhausted(Incident):
         if draft.order.product != self.product:
             return None
         a, b = _window(self.start, self.duration)
-        reserve = next((s.at for s in plan if s.status == "已提运营商"), None)
-        if reserve is None or not a <= reserve < b or rng.random() >= self.share:
+        i = next((i for i, s in enumerate(plan) if s.status == "已提运营商"), None)
+        if i is None or i + 1 == len(plan) or not a <= plan[i].at < b:
             return None
+        if rng.random() >= self.share:
+            return None
+        # the number is reserved right after submission, before card opening starts
+        reserve, after = plan[i].at, plan[i + 1].at
+        at = reserve + max(1, min(int(rng.uniform(5, 120)), (after - reserve) // 2))
         status = OPEN_FAILED if rng.random() < 0.3 else CANCELLED
-        return cut(plan, reserve + int(rng.uniform(5, 120)), "number_pool", status)
+        return cut(plan, at, "number_pool", status, stage="carrier")
 
 
 @dataclass(frozen=True, slots=True)

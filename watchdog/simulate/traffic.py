@@ -15,7 +15,7 @@ from .clock import DAY, HOUR, from_sim, weekday
 # Relative orders per minute by hour of day (Asia/Shanghai). Shape: trough 02-07, ramp up to
 # 10:00, evening peak 19-22. Scaled so that one day holds `daily_orders`.
 HOURLY_SHAPE: tuple[float, ...] = (
-    16, 9, 5, 3.5, 3, 3.5, 6, 11, 19, 26, 30, 32,
+    16, 9, 5.5, 4.5, 4, 4.5, 6, 11, 19, 26, 30, 32,
     33, 30, 30, 31, 31, 30, 32, 36, 40, 42, 36, 25,
 )
 WEEKDAY_FACTOR: tuple[float, ...] = (0.96, 0.97, 0.99, 1.0, 1.02, 1.05, 1.01)
