@@ -33,7 +33,8 @@ TEMPLATES = [
     "客户主动撤单", "客户要求取消", "客户拒收。。", "客户说不要了😂", "系统自动撤单：超时未激活",
     "订单超时未支付已关闭", "非系统原因，客户主动取消", "快递员联系客户{n}次无人接听",
     "一证五号超限", "【全网一证多号】校验: 证件号码【{id}】实名制开户的数量已达到最大值【5个】",
-    "审核不通过：年龄不符", "審核不通過：年齡不符", "收货地址属于高风险地区，暂不发货", "涉诈风险用户",
+    "审核不通过：年龄不符", "審核不通過：年齡不符", "收货地址属于高风险地区，暂不发货",
+    "涉诈风险用户",
     "该客户有号码有往月欠费，不能再次使用该证件办理开户业务，欠费号码{phone}，金额{n}元",
     "实名认证未通过", "姓名与身份证号码不一致", "地址不详（请补充门牌号）", "手机号格式不正确",
     "身份证号码错误：{id}", "收件人电话{phone}非申请人本人", "信息填写不完整",
@@ -41,9 +42,11 @@ TEMPLATES = [
     "号码资源不足", "【联通】cBSS返回：号码预占失败", "卡板库存不足", "京东快递暂停该区域揽派",
     "E2001 库存不足", "所选号码{phone}已被占用", "BSS接口超时", "CRM返回：系统繁忙，请稍后再试",
     "cURL error 28: Operation timed out after {n} milliseconds", "签名验证失败",
-    '{{"code":500,"msg":"服务器内部错误","data":null}}', "校验【全网一证多号】出现异常，请联系系统管理员！",
+    '{{"code":500,"msg":"服务器内部错误","data":null}}',
+    "校验【全网一证多号】出现异常，请联系系统管理员！",
     "运营商返回：[ESS-3006]【全网一证多号】校验不通过；另：收货地址校验未通过(ADDR_INVALID)",
-    "java.net.SocketTimeoutException: Read timed out\n\tat com.x.OrderClient.submit(OrderClient.java:{n})",
+    "java.net.SocketTimeoutException: Read timed out\n"
+    "\tat com.x.OrderClient.submit(OrderClient.java:{n})",
     "推送测试", "批量撤单", "见备注", "None", "", "E1003", "已取消", "运营商撤单",
     "客户下午打电话说之前看到的是19元月租100G，收到短信发现是29元，觉得被骗了，要求撤单，"
     "客户电话{phone}，订单{n}，有问题找我",
@@ -56,8 +59,8 @@ def _id(rng: random.Random) -> str:
 
 
 def _fill(template: str, rng: random.Random) -> str:
-    return template.format(id=_id(rng), phone=f"1{rng.choice('3589')}{rng.randint(0, 10**9 - 1):09d}",
-                           n=rng.randint(1, 10**8))
+    phone = f"1{rng.choice('3589')}{rng.randint(0, 10**9 - 1):09d}"
+    return template.format(id=_id(rng), phone=phone, n=rng.randint(1, 10**8))
 
 
 def varied_stream(n: int, seed: int = 1) -> list[str]:
@@ -87,7 +90,8 @@ def rate(classify: Callable[[str], object], texts: Sequence[str], repeat: int = 
     return len(texts) / best
 
 
-CHARS = "审核号码客户订单系统资源库存超时异常失败取消重复地址姓名证件实名风险运营商快递配送激活支付套餐产品接口网络"
+CHARS = ("审核号码客户订单系统资源库存超时异常失败取消重复地址姓名证件实名风险运营商快递配送"
+         "激活支付套餐产品接口网络")
 
 
 def generated_rules(n: int, seed: int = 3) -> str:
