@@ -1,0 +1,130 @@
+"""Configuration of spike detection (`detect:` in the config file).
+
+Defaults are tuned on the simulated platform in tests/scenarios (see docs/detection.md):
+they catch the incidents listed in DOMAIN.md within two polls and stay within two false
+alerts a week on a clean month.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, model_validator
+
+from ..configtypes import Duration, Strict
+
+
+class SpikeConfig(Strict):
+    """A burst: the count in a short window far above the seasonal baseline."""
+
+    window: Duration = Field(default=timedelta(minutes=5),
+                             description="Trailing window whose count is tested.")
+    min_count: int = Field(default=8, ge=1, description="Never alert below this count.")
+    min_ratio: float = Field(default=3.0, ge=1.0,
+                             description="Observed / expected must reach this.")
+    min_excess: float = Field(default=6.0, ge=0.0,
+                              description="Observed - expected must reach this.")
+    alpha: float = Field(default=1e-6, gt=0, lt=1,
+                         description="Tail probability (negative binomial) to alert at.")
+
+
+class CategoryThresholds(Strict):
+    """Per-category overrides of the spike thresholds (unset keys keep `detect.spike`)."""
+
+    min_count: int | None = Field(default=None, ge=1)
+    min_ratio: float | None = Field(default=None, ge=1.0)
+    min_excess: float | None = Field(default=None, ge=0.0)
+    alpha: float | None = Field(default=None, gt=0, lt=1)
+    enabled: bool = Field(default=True, description="false: never alert on this category.")
+
+
+class StepConfig(Strict):
+    """A sustained shift (policy change): a long window moderately above baseline."""
+
+    enabled: bool = True
+    window: Duration = Field(default=timedelta(hours=1))
+    sustain: Duration = Field(default=timedelta(minutes=20),
+                              description="The shift must hold this long before alerting.")
+    min_count: int = Field(default=25, ge=1)
+    min_ratio: float = Field(default=1.8, ge=1.0)
+    alpha: float = Field(default=1e-6, gt=0, lt=1)
+    accept_after: Duration = Field(
+        default=timedelta(hours=6),
+        description="After firing this long, the new level becomes the baseline (the "
+        "episode then resolves).")
+
+
+class TemplatesConfig(Strict):
+    """A reason template (normalised text, numbers folded) never seen before, in volume."""
+
+    enabled: bool = True
+    window: Duration = Field(default=timedelta(minutes=30),
+                             description="How long a template counts as new.")
+    min_count: int = Field(default=10, ge=1)
+    learn_for: Duration = Field(
+        default=timedelta(days=1),
+        description="No template alerts until templates have been learned this long.")
+    max_templates: int = Field(default=50_000, ge=100,
+                               description="Known templates kept (least recently seen go).")
+
+
+class SilenceConfig(Strict):
+    """An upstream or carrier whose cancellations (and orders) stop."""
+
+    enabled: bool = True
+    dimensions: list[str] = Field(default_factory=lambda: ["upstream", "carrier"])
+    min_expected: float = Field(
+        default=20.0, gt=0,
+        description="Alert when at least this many events were expected during the gap "
+        "(about this many normal gaps).")
+    min_gap: Duration = Field(default=timedelta(minutes=10))
+
+
+class DetectConfig(Strict):
+    """Spike, step, new-template and silence detection on classified cancellations."""
+
+    enabled: bool = True
+    dimensions: list[str] | None = Field(
+        default=None,
+        description="Dimensions to build series for (default: every source dimension).")
+    top_k: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per-dimension number of values with a series of their own; the rest "
+        "are pooled as `other` (default_top_k when unset).")
+    default_top_k: int = Field(default=20, ge=1, le=1000)
+    settle: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Baselines learn a 5-minute slot this long after it ends (late rows).")
+    resolve_after: Duration | None = Field(
+        default=None, description="Normal this long resolves an episode (default: the "
+        "spike window, or the step window for steps).")
+    update_growth: float = Field(
+        default=1.5, gt=1.0,
+        description="A firing episode reports again when its excess grows by this factor.")
+    spike: SpikeConfig = Field(default_factory=SpikeConfig)
+    categories: dict[str, CategoryThresholds] = Field(default_factory=dict)
+    step: StepConfig = Field(default_factory=StepConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    silence: SilenceConfig = Field(default_factory=SilenceConfig)
+    save_interval: Duration = Field(default=timedelta(minutes=1),
+                                    description="How often baselines are saved.")
+
+    @model_validator(mode="after")
+    def _windows(self) -> DetectConfig:
+        if self.spike.window < timedelta(minutes=1):
+            raise ValueError("spike.window must be at least 1m")
+        if self.step.window < self.spike.window:
+            raise ValueError("step.window must not be shorter than spike.window")
+        return self
+
+    def thresholds(self, category: str) -> SpikeConfig:
+        """The spike thresholds for one category, overrides applied."""
+        o = self.categories.get(category)
+        if o is None:
+            return self.spike
+        update = {k: v for k, v in o.model_dump(exclude={"enabled"}).items() if v is not None}
+        return self.spike.model_copy(update=update) if update else self.spike
+
+    def category_enabled(self, category: str) -> bool:
+        o = self.categories.get(category)
+        return o is None or o.enabled
