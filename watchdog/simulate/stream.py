@@ -77,7 +77,7 @@ def generate(
     world = World(seed, distributors)
     gen = _Generator(world, Traffic(daily_orders), seed, list(incidents), routine)
     if routine:
-        gen.incidents += routine_incidents(seed, first, hi, world)
+        gen.use(routine_incidents(seed, first, hi, world))
     heap: list[tuple[int, int, OrderWrite]] = []
     tie = itertools.count()
     bucket = first
@@ -118,8 +118,18 @@ class _Generator:
         self.world = world
         self.traffic = traffic
         self.seed = seed & _MASK64
-        self.incidents = incidents
         self.routine = routine
+        self.incidents: list[Incident] = []
+        self.rewriters: list[Incident] = []
+        self.holders: list[Incident] = []
+        self.use(incidents)
+
+    def use(self, incidents: list[Incident]) -> None:
+        # most incidents implement one hook; calling the no-op ones for every write of a
+        # month of history would cost more than the incidents themselves
+        self.incidents += incidents
+        self.rewriters += [i for i in incidents if type(i).rewrite is not Incident.rewrite]
+        self.holders += [i for i in incidents if type(i).hold is not Incident.hold]
 
     def bucket(self, lo: int) -> list[tuple[int, OrderWrite]]:
         """All writes of the orders created in the hour starting at lo."""
@@ -172,7 +182,7 @@ class _Generator:
         return out
 
     def _rewrite(self, draft: Draft, plan: list[Step], rng: Random) -> list[Step]:
-        for incident in self.incidents:
+        for incident in self.rewriters:
             new = incident.rewrite(draft, plan, rng)
             if new is None:
                 continue
@@ -241,7 +251,7 @@ class _Generator:
         return out
 
     def _hold(self, draft: Draft, commit: int) -> int:
-        for incident in self.incidents:
+        for incident in self.holders:
             commit = incident.hold(draft, commit)
         return commit
 
