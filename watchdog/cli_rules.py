@@ -147,7 +147,7 @@ def _print_human(rs: RuleSet, reason: str, fields: dict[str, str],
                        f"{m.where}")
             for ev in m.evidence:
                 click.echo(f"      {mask(ev)}")
-    click.echo(f"winner:     {e.winner or '(none)'}")
+    click.echo(f"winner:     {e.winner}" + ("" if e.matches else " (no rule matched)"))
     click.echo(f"category:   {e.category}")
 
 

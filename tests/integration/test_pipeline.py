@@ -153,6 +153,9 @@ def test_json_timeline_event_time_and_broken_reasons(orders, db_url, tmp_path):
     try:
         report = parts.pipeline.poll(NOW)
         assert report.by_category == {"supply_shortage": 1, "unknown": 3}
+        hits = {s.labels["rule"]: s.value for f in parts.registry.collect()
+                for s in f.samples if s.name == "watchdog_rule_hits_total"}
+        assert hits["unknown.no_match"] == 3 and "" not in hits
         (event,) = [e for e in parts.store.events(NOW - timedelta(days=1), NOW)
                     if e.order_id == "1"]
         assert event.event_time == datetime(2026, 11, 25, 1, 30, tzinfo=UTC)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from watchdog.model import EXCLUDE, UNKNOWN
-from watchdog.rules import RuleSet, load_rules
-from watchdog.rules.engine import ENGINE_ERROR_RULE
+from watchdog.rules import RuleError, RuleSet, load_rules
+from watchdog.rules.engine import ENGINE_ERROR_RULE, NO_MATCH_RULE
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +250,28 @@ def test_unknown_and_empty_inputs():
         assert rs.classify(text).category == UNKNOWN, text
 
 
+def test_no_match_has_a_named_rule_id():
+    rs = load_rules()
+    v = rs.classify("zzqx 9")
+    assert (v.category, v.rule, v.matched) == (UNKNOWN, NO_MATCH_RULE, ())
+    assert rs.explain("zzqx 9").winner == NO_MATCH_RULE
+    # No verdict, whatever the text, leaves the rule label empty.
+    for text in (None, "", "   ", "见备注", "客户拒收", "E1003"):
+        assert rs.classify(text).rule, text
+
+
+@pytest.mark.parametrize("reserved", [NO_MATCH_RULE, ENGINE_ERROR_RULE])
+def test_engine_rule_ids_are_reserved(tmp_path, reserved):
+    with pytest.raises(RuleError) as err:
+        rules_from(tmp_path, f"""
+            rules:
+              - id: {reserved}
+                category: unknown
+                keywords: [x]
+        """)
+    assert "reserved" in str(err.value.problems[0])
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -309,7 +331,7 @@ def test_fields_are_part_of_the_cache_key(tmp_path):
             fields: {carrier: a}
     """)
     assert rs.classify("x", {"carrier": "a"}).rule == "r"
-    assert rs.classify("x", {"carrier": "b"}).rule == ""
+    assert rs.classify("x", {"carrier": "b"}).rule == NO_MATCH_RULE
 
 
 def test_classify_is_thread_safe():

@@ -27,6 +27,10 @@ CACHE_MAX_TEXT = 512
 """Only short texts are cached: they are the ones that repeat, and a cache of 1 MB keys
 would be a memory leak with extra steps."""
 ENGINE_ERROR_RULE = "unknown.engine_error"
+NO_MATCH_RULE = "unknown.no_match"
+"""The rule id of a reason no rule matched: a named fallback, so that per-rule metrics
+(`watchdog_rule_hits_total{rule}`) never carry an empty label."""
+RESERVED_RULE_IDS = frozenset({ENGINE_ERROR_RULE, NO_MATCH_RULE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class Explanation:
     text: str | None
     normalised: str
     matches: tuple[MatchedRule, ...]  # winner first
-    winner: str  # rule id, "" if nothing matched
+    winner: str  # rule id, NO_MATCH_RULE if nothing matched
     category: str
 
 
@@ -151,7 +155,7 @@ class RuleSet:
             text=reason,
             normalised=subject.text,
             matches=matches,
-            winner=winner.id if winner else "",
+            winner=winner.id if winner else NO_MATCH_RULE,
             category=winner.category if winner else UNKNOWN,
         )
 
@@ -195,7 +199,7 @@ class RuleSet:
     def _decide(self, text: str, key: tuple[str | None, ...]) -> Verdict:
         matched = self._matching(self._subject(text, key))
         if not matched:
-            return Verdict(UNKNOWN, "", ())
+            return Verdict(UNKNOWN, NO_MATCH_RULE, ())
         return Verdict(matched[0].category, matched[0].id, tuple(r.id for r in matched))
 
 

@@ -24,7 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ..model import CATEGORIES, EXCLUDE, UNKNOWN
 from ..yamlfile import Problem, YamlFileError, dotted, locate
 from .conditions import CODE_TOKEN, All, AnyOf, Codes, Condition, Field, Keywords, Regex, Unless
-from .engine import CACHE_SIZE, Rule, RuleSet
+from .engine import CACHE_SIZE, RESERVED_RULE_IDS, Rule, RuleSet
 from .normalise import normalise
 
 DEFAULT_DIR = Path(__file__).parent / "default"
@@ -191,6 +191,10 @@ class _Builder:
         if not isinstance(rule_id, str) or not _ID.match(rule_id):
             self._err((*path, "id") if "id" in node else path,
                       "every rule needs an `id` made of letters, digits and . _ : / -")
+            return
+        if rule_id in RESERVED_RULE_IDS:
+            self._err((*path, "id"), f"`{rule_id}` is reserved for the engine's own verdicts; "
+                      "choose another id")
             return
         enabled = node.get("enabled", True)
         if not isinstance(enabled, bool):
