@@ -26,6 +26,7 @@ from pydantic import (
 
 from .alerts.config import AlertingConfig, ChannelConfig, RouteConfig, channel_problems
 from .configtypes import Duration, Strict, parse_duration  # noqa: F401 - re-exported
+from .detect.config import DetectConfig
 from .yamlfile import Problem, YamlFileError, dotted, interpolate, load_yaml, locate
 
 
@@ -211,6 +212,9 @@ class Config(Strict):
         default_factory=dict, description="Notification channels by name (see README).")
     routes: list[RouteConfig] = Field(
         default_factory=list, description="Route tree: which alerts go to which channels.")
+    detect: DetectConfig = Field(
+        default_factory=DetectConfig,
+        description="Spike, step, new-template and silence detection (docs/detection.md).")
 
     path: Path | None = Field(default=None, exclude=True, description="(set by the loader)")
     _secrets: tuple[str, ...] = PrivateAttr(default=())

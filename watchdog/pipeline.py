@@ -51,6 +51,33 @@ class PollReport:
     pages: int
     caught_up: bool
     cursor: Cursor | None
+    fresh: tuple[Classified, ...] = field(default=(), repr=False)
+    """The newly counted cancellations of this poll, for detection."""
+    orders: tuple[OrderCount, ...] = field(default=(), repr=False)
+    orders_since: datetime | None = None
+    orders_until: datetime | None = None
+    """New orders counted in [orders_since, orders_until) (count_orders only)."""
+
+
+@dataclass
+class _Progress:
+    """What one poll has read and counted so far."""
+
+    cursor: Cursor | None
+    rows_read: int = 0
+    pages: int = 0
+    excluded: int = 0
+    fresh: list[Classified] = field(default_factory=list)
+    by_category: Tally[str] = field(default_factory=Tally)
+
+    def add(self, rows: int, fresh: Sequence[Classified]) -> None:
+        self.rows_read += rows
+        self.fresh.extend(fresh)
+        for c in fresh:
+            if c.excluded:
+                self.excluded += 1
+            else:
+                self.by_category[c.category] += 1
 
 
 @dataclass
@@ -64,59 +91,66 @@ class Pipeline:
     _order_until: datetime | None = field(default=None, init=False)
 
     def poll(self, now: datetime) -> PollReport:
-        """Read every new cancellation (up to the per-poll page budget) exactly once."""
+        """Read every new cancellation (up to the per-poll page budget) exactly once.
+
+        Two phases. Forward: strictly after the stored cursor, at most
+        `max_batches_per_poll` pages, so a backlog is caught up over several polls.
+        Re-read: once caught up, the last `overlap` of change time is read again, because a
+        row committed late carries a timestamp up to `overlap` in the past and may already
+        be behind the cursor. Dedupe keys make the re-read count nothing twice; it stops at
+        the cursor, so its cost is bounded by the rows in the overlap window.
+        """
         stored = self.store.load_cursor()
-        after = self._start(stored, now)
-        total = Tally[str]()
-        rows_read = new = dups = excluded = pages = 0
-        caught_up = False
-        cursor = stored
-        for pages in range(1, self.cfg.max_batches_per_poll + 1):  # noqa: B007
+        progress = _Progress(cursor=stored)
+        start = stored or Cursor(now - self.cfg.initial_lookback, None)
+        caught_up = self._read(start, now, progress, budget=self.cfg.max_batches_per_poll)
+        recent = now - self.cfg.overlap
+        if caught_up and stored is not None and progress.cursor is not None \
+                and progress.cursor.changed_at >= recent:
+            self._read(Cursor(recent, None), now, progress, until=progress.cursor)
+        orders: tuple[tuple[OrderCount, ...], datetime, datetime] | None = None
+        if self.cfg.count_orders:
+            orders = self._count_orders(now)
+        cursor = progress.cursor
+        lag = 0.0 if caught_up or cursor is None else (now - cursor.changed_at).total_seconds()
+        self.metrics.cursor_lag.set(max(lag, 0.0))
+        return PollReport(
+            progress.rows_read, len(progress.fresh), progress.rows_read - len(progress.fresh),
+            dict(progress.by_category), progress.excluded, progress.pages, caught_up, cursor,
+            tuple(progress.fresh), *(orders or ((), None, None)))
+
+    def _read(self, after: Cursor, now: datetime, progress: _Progress,
+              budget: int | None = None, until: Cursor | None = None) -> bool:
+        """Read, classify and commit pages from `after`; True when nothing is left.
+
+        Stops after `budget` pages (forward phase) or on reaching `until` (re-read).
+        """
+        pages = 0
+        while budget is None or pages < budget:
             try:
                 rows = self.source.fetch_cancellations(after, self.cfg.batch_size)
             except SourceError as exc:
                 self._failed("source", exc)
             self.metrics.source_up.set(1)
+            pages += 1
             if not rows:
-                caught_up = True
                 break
-            rows_read += len(rows)
-            classified = [self._classify(c) for c in rows]
-            cursor = _later(cursor, rows[-1].cursor)
-            fresh, counts = self._commit(classified, cursor, now)
+            progress.cursor = _later(progress.cursor, rows[-1].cursor)
+            fresh, counts = self._commit([self._classify(c) for c in rows], progress.cursor,
+                                         now)
             self.metrics.add(counts)
-            new += len(fresh)
-            dups += len(rows) - len(fresh)
-            for c in fresh:
-                if c.excluded:
-                    excluded += 1
-                else:
-                    total[c.category] += 1
-            after = rows[-1].cursor
             self.metrics.rows_read.inc(len(rows))
+            progress.add(len(rows), fresh)
+            after = rows[-1].cursor
             if len(rows) < self.cfg.batch_size:
-                caught_up = True
                 break
-        if self.cfg.count_orders:
-            self._count_orders(now)
-        lag = 0.0 if caught_up or cursor is None else (now - cursor.changed_at).total_seconds()
-        self.metrics.cursor_lag.set(max(lag, 0.0))
-        return PollReport(rows_read, new, dups, dict(total), excluded, pages, caught_up, cursor)
-
-    def _start(self, stored: Cursor | None, now: datetime) -> Cursor:
-        """Where this poll starts reading.
-
-        While catching up, strictly after the stored cursor. Once caught up, re-read the
-        last `overlap` of change time: a row committed late carries a timestamp up to
-        `overlap` in the past, and would otherwise fall behind the cursor. Dedupe keys make
-        the re-read count nothing twice.
-        """
-        recent = now - self.cfg.overlap
-        if stored is None:
-            return Cursor(now - self.cfg.initial_lookback, None)
-        if stored.changed_at < recent:
-            return stored
-        return Cursor(recent, None)
+            if until is not None and after.changed_at >= until.changed_at:
+                break
+        else:
+            progress.pages += pages
+            return False
+        progress.pages += pages
+        return True
 
     def _classify(self, c: Cancellation) -> Classified:
         try:
@@ -152,7 +186,9 @@ class Pipeline:
         self.metrics.state_up.set(1)
         return fresh, dict(counts)
 
-    def _count_orders(self, now: datetime) -> None:
+    def _count_orders(
+        self, now: datetime
+    ) -> tuple[tuple[OrderCount, ...], datetime, datetime] | None:
         """Count orders created since the last count, for cancellation ratios."""
         since = self._order_until or self._stored_order_until() or now - self.cfg.overlap
         until = now
@@ -161,7 +197,7 @@ class Pipeline:
         except SourceError as exc:
             self.metrics.poll_errors.labels(stage="orders").inc()
             log.warning("order_count_failed", error=str(exc))
-            return
+            return None
         deltas: Tally[CounterKey] = Tally()
         admitted: list[tuple[str, str]] = []
         for oc in counts:
@@ -176,6 +212,7 @@ class Pipeline:
             self._failed("state", exc)
         self.metrics.add(deltas)
         self._order_until = until
+        return tuple(counts), since, until
 
     def _stored_order_until(self) -> datetime | None:
         stored = self.store.load_cursor(ORDERS_CURSOR)
