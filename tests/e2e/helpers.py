@@ -1,0 +1,41 @@
+"""Helpers for tests that run the watchdog as a process."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric_samples(port: int) -> Iterator[tuple[str, dict[str, str], float]]:
+    """Samples on /metrics; nothing while the endpoint is not up (yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            yield s.name, s.labels, s.value
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str,
+             log: Path | None = None) -> None:
+    """Poll `condition` until true; fail with the daemon's log tail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    tail = log.read_text(encoding="utf-8", errors="replace")[-3000:] if log else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
