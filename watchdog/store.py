@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from .model import Classified, Cursor
 
 SCHEMA_VERSION = 1
-TABLE_MODULES: tuple[str, ...] = ()
+TABLE_MODULES: tuple[str, ...] = ("watchdog.alerts.state", "watchdog.notifiers.outbox")
 """Modules defining further state tables on `metadata` (imported before create_all)."""
 REASON_SAMPLE_CHARS = 300
 _CHUNK = 500
