@@ -10,13 +10,16 @@ from __future__ import annotations
 import socket
 import tempfile
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from .model import CATEGORY_NAMES_ZH
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 DEMO_STATUSES = ["已撤单", "审核不通过", "开卡失败"]
 DEMO_DIMENSIONS = {
@@ -115,7 +118,11 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     if duration:
         threading.Timer(duration, stop.set).start()
     try:
-        run_daemon(parts, lease_for(parts.store.engine), stop=stop)
+        # The stream's timestamps are simulated time, ahead of the wall clock at speed > 1.
+        def sim_clock() -> datetime:
+            return feeder.sim_now().replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+        run_daemon(parts, lease_for(parts.store.engine), stop=stop, clock=sim_clock)
     finally:
         stop.set()
         feeder_thread.join(timeout=10)
@@ -144,7 +151,7 @@ def _status_table(parts: Any, feeder: Any) -> str:
             elif s.name == "watchdog_duplicate_rows_total":
                 duplicates += s.value
     total = sum(per_category.values()) or 1
-    sim = getattr(feeder, "sim_time", None)
+    sim = feeder.sim_now()
     head = f"── simulated time {sim:%Y-%m-%d %H:%M} " if sim else "── "
     lines = [head + "─" * max(0, 60 - len(head))]
     for cat, n in sorted(per_category.items(), key=lambda kv: -kv[1]):

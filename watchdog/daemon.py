@@ -2,7 +2,8 @@
 
 Jobs never overlap (max_instances=1); a poll that is still running when the next is due
 is counted in `watchdog_polls_skipped_total`, not stacked. SIGTERM/SIGINT let the current
-poll finish its page, then exit 0; SIGHUP reloads the rules.
+poll finish its page, then exit 0; SIGHUP reloads the rules, and so does a change of the
+rule files (checked every RULES_WATCH_SECONDS).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .lease import Lease
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
+from .rules.watch import ReloadOnChange, RuleFileWatcher
 from .web import Health, start_http_server
-from .wiring import Parts, load_configured_rules
+from .wiring import Parts, load_configured_rules, rule_paths
 
 log = structlog.get_logger("watchdog.daemon")
 
 MAX_BACKOFF = timedelta(minutes=5)
+RULES_WATCH_SECONDS = 5
 
 
 def utcnow() -> datetime:
@@ -93,12 +96,18 @@ class Poller:
 
 def reload_rules(parts: Parts) -> bool:
     """Swap in freshly loaded rules; on any error keep the running ones."""
+    running = getattr(parts.pipeline.rules, "version", None)
     try:
         rules = load_configured_rules(parts.cfg)
     except RuleError as exc:
         parts.metrics.rules_reload_errors.inc()
-        log.error("rules_reload_refused", problems=[str(p) for p in exc.problems])
+        log.error("rules_reload_refused", problems=[str(p) for p in exc.problems],
+                  keeping=running)
         return False
+    if rules.version == running:
+        # Same sources (a touch, a SIGHUP): keep the running set and its warm cache.
+        log.info("rules_unchanged", version=running)
+        return True
     parts.pipeline.rules = rules
     parts.metrics.set_rules_version(rules.version)
     log.info("rules_reloaded", version=rules.version)
@@ -107,8 +116,11 @@ def reload_rules(parts: Parts) -> bool:
 
 def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = None,
                on_report: Callable[[PollReport], None] | None = None,
-               install_signals: bool = True) -> int:
-    """Serve until stopped. `lease` decides whether this replica polls or stands by."""
+               install_signals: bool = True, clock: Callable[[], datetime] = utcnow) -> int:
+    """Serve until stopped. `lease` decides whether this replica polls or stands by.
+
+    `clock` is the pipeline's notion of now (the demo runs on simulated time).
+    """
     cfg = parts.cfg
     stop = stop or threading.Event()
     interval = cfg.poll.interval.total_seconds()
@@ -116,7 +128,7 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     server = start_http_server(cfg, parts.registry, health)
     log.info("listening", url=f"{server.scheme}://{cfg.metrics.host}:{server.port}/metrics")
 
-    poller = Poller(parts, health, stop, lease)
+    poller = Poller(parts, health, stop, lease, clock)
     poller.on_report = on_report
     scheduler = BackgroundScheduler(timezone=UTC)
     renew = cfg.state.lease_interval.total_seconds()
@@ -126,12 +138,17 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
                       coalesce=True, next_run_time=utcnow())
     scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts],
                       max_instances=1, coalesce=True)
+    # Rule files are watched: a settled change is loaded within RULES_WATCH_SECONDS and
+    # used from the next poll on (a poll in progress keeps the ruleset it started with).
+    rules_watch = ReloadOnChange(RuleFileWatcher(rule_paths(cfg)), lambda: reload_rules(parts))
+    scheduler.add_job(rules_watch, "interval", seconds=RULES_WATCH_SECONDS, id="rules_watch",
+                      max_instances=1, coalesce=True)
     scheduler.add_listener(lambda e: _skipped(parts, e), EVENT_JOB_MAX_INSTANCES)
 
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: scheduler.add_job(reload_rules, args=[parts]))
+        signal.signal(signal.SIGHUP, lambda *_: scheduler.add_job(rules_watch.force))
 
     scheduler.start()
     try:

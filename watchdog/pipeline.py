@@ -65,13 +65,15 @@ class _Progress:
 
     cursor: Cursor | None
     rows_read: int = 0
+    duplicates: int = 0
     pages: int = 0
     excluded: int = 0
     fresh: list[Classified] = field(default_factory=list)
     by_category: Tally[str] = field(default_factory=Tally)
 
-    def add(self, rows: int, fresh: Sequence[Classified]) -> None:
+    def add(self, rows: int, fresh: Sequence[Classified], duplicates: int) -> None:
         self.rows_read += rows
+        self.duplicates += duplicates
         self.fresh.extend(fresh)
         for c in fresh:
             if c.excluded:
@@ -100,14 +102,17 @@ class Pipeline:
         be behind the cursor. Dedupe keys make the re-read count nothing twice; it stops at
         the cursor, so its cost is bounded by the rows in the overlap window.
         """
+        rules = self.rules  # one ruleset per poll, even if a reload swaps it meanwhile
         stored = self.store.load_cursor()
         progress = _Progress(cursor=stored)
         start = stored or Cursor(now - self.cfg.initial_lookback, None)
-        caught_up = self._read(start, now, progress, budget=self.cfg.max_batches_per_poll)
+        caught_up = self._read(start, now, progress, rules,
+                               budget=self.cfg.max_batches_per_poll)
         recent = now - self.cfg.overlap
         if caught_up and stored is not None and progress.cursor is not None \
                 and progress.cursor.changed_at >= recent:
-            self._read(Cursor(recent, None), now, progress, until=progress.cursor)
+            self._read(Cursor(recent, None), now, progress, rules, until=progress.cursor,
+                       rereading=True)
         orders: tuple[tuple[OrderCount, ...], datetime, datetime] | None = None
         if self.cfg.count_orders:
             orders = self._count_orders(now)
@@ -115,15 +120,18 @@ class Pipeline:
         lag = 0.0 if caught_up or cursor is None else (now - cursor.changed_at).total_seconds()
         self.metrics.cursor_lag.set(max(lag, 0.0))
         return PollReport(
-            progress.rows_read, len(progress.fresh), progress.rows_read - len(progress.fresh),
+            progress.rows_read, len(progress.fresh), progress.duplicates,
             dict(progress.by_category), progress.excluded, progress.pages, caught_up, cursor,
             tuple(progress.fresh), *(orders or ((), None, None)))
 
-    def _read(self, after: Cursor, now: datetime, progress: _Progress,
-              budget: int | None = None, until: Cursor | None = None) -> bool:
+    def _read(self, after: Cursor, now: datetime, progress: _Progress, rules: Classifier,
+              budget: int | None = None, until: Cursor | None = None,
+              rereading: bool = False) -> bool:
         """Read, classify and commit pages from `after`; True when nothing is left.
 
-        Stops after `budget` pages (forward phase) or on reaching `until` (re-read).
+        Stops after `budget` pages (forward phase) or on reaching `until` (re-read). Rows
+        seen again in the forward phase are repeated upstream callbacks and are counted as
+        duplicates; in the re-read they are expected and not counted.
         """
         pages = 0
         while budget is None or pages < budget:
@@ -136,11 +144,11 @@ class Pipeline:
             if not rows:
                 break
             progress.cursor = _later(progress.cursor, rows[-1].cursor)
-            fresh, counts = self._commit([self._classify(c) for c in rows], progress.cursor,
-                                         now)
+            fresh, counts = self._commit([self._classify(c, rules) for c in rows],
+                                         progress.cursor, now, not rereading)
             self.metrics.add(counts)
             self.metrics.rows_read.inc(len(rows))
-            progress.add(len(rows), fresh)
+            progress.add(len(rows), fresh, 0 if rereading else len(rows) - len(fresh))
             after = rows[-1].cursor
             if len(rows) < self.cfg.batch_size:
                 break
@@ -152,9 +160,9 @@ class Pipeline:
         progress.pages += pages
         return True
 
-    def _classify(self, c: Cancellation) -> Classified:
+    def _classify(self, c: Cancellation, rules: Classifier) -> Classified:
         try:
-            verdict = self.rules.classify(c.reason, {**c.dimensions, "status": c.status})
+            verdict = rules.classify(c.reason, {**c.dimensions, "status": c.status})
         except Exception as exc:  # a rule bug must not stop counting
             self.metrics.poll_errors.labels(stage="classify").inc()
             log.error("classify_failed", order_id=c.order_id, error=repr(exc))
@@ -162,7 +170,8 @@ class Pipeline:
         return Classified(c, verdict)
 
     def _commit(
-        self, classified: Sequence[Classified], cursor: Cursor, now: datetime
+        self, classified: Sequence[Classified], cursor: Cursor, now: datetime,
+        count_duplicates: bool = True,
     ) -> tuple[list[Classified], dict[CounterKey, int]]:
         admitted: list[tuple[str, str]] = []
         try:
@@ -177,7 +186,8 @@ class Pipeline:
                     admitted.extend(new_labels)
                     counts[(CANCELLATIONS, tuple(sorted((("category", c.category), *pairs))))] += 1
                     counts[(RULE_HITS, (("rule", c.verdict.rule),))] += 1
-                counts[(DUPLICATES, ())] += len(classified) - len(fresh)
+                if count_duplicates:
+                    counts[(DUPLICATES, ())] += len(classified) - len(fresh)
                 reasons = {c.cancellation.order_id: _sample(c.cancellation.reason) for c in fresh}
                 tx.write(Batch(fresh, cursor, counts, admitted, reasons), now)
         except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
