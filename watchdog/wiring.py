@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -29,9 +30,12 @@ class Parts:
         self.store.close()
 
 
+def rule_paths(cfg: Config) -> list[Path]:
+    return [cfg.resolve(p) for p in cfg.rules.paths]
+
+
 def load_configured_rules(cfg: Config) -> RuleSet:
-    paths = [cfg.resolve(p) for p in cfg.rules.paths]
-    return load_rules(paths, use_defaults=cfg.rules.use_defaults)
+    return load_rules(rule_paths(cfg), use_defaults=cfg.rules.use_defaults)
 
 
 def assemble(cfg: Config, registry: CollectorRegistry | None = None,
