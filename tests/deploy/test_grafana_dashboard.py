@@ -1,0 +1,108 @@
+"""Conventions of the Grafana dashboard and its provisioning, checked without Grafana."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.deploy.tools import DEPLOY
+
+GRAFANA = DEPLOY / "grafana"
+DASHBOARD_FILE = GRAFANA / "dashboards" / "cancel-watchdog.json"
+BOARD: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+PANELS = [p for p in BOARD["panels"] if p["type"] != "row"]
+VARIABLES = {v["name"]: v for v in BOARD["templating"]["list"]}
+DATASOURCE_REF = "${datasource}"
+SELECTOR = re.compile(r"\b(watchdog_\w+|up)\s*\{([^}]*)\}")
+# Shares of all cancellations: their denominators ignore $category on purpose.
+ALL_CATEGORIES = frozenset({"Unknown share", "Unknown share over time"})
+RANGE = re.compile(r"\b(rate|irate|increase)\s*\((?:[^()\[]|\([^()]*\))*\[([^\]]+)\]")
+
+
+def targets() -> Iterator[tuple[str, dict[str, Any]]]:
+    for panel in PANELS:
+        for t in panel["targets"]:
+            yield f"{panel['title']} [{t['refId']}]", t
+
+
+def exprs() -> list[tuple[str, str]]:
+    return [(where, t["expr"]) for where, t in targets()]
+
+
+def test_uid_is_fixed_and_id_is_not() -> None:
+    # A fixed uid keeps links and provisioning stable; a numeric id is per instance.
+    assert BOARD["uid"] == "cancel-watchdog"
+    assert BOARD.get("id") is None
+
+
+def test_datasource_variable_is_used_by_every_panel_and_target() -> None:
+    ds = VARIABLES["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus"
+    for panel in PANELS:
+        assert panel["datasource"]["uid"] == DATASOURCE_REF, panel["title"]
+    for where, t in targets():
+        assert t["datasource"]["uid"] == DATASOURCE_REF, where
+    for var in VARIABLES.values():
+        if var["type"] == "query":
+            assert var["datasource"]["uid"] == DATASOURCE_REF, var["name"]
+
+
+def test_filters_exist_and_are_multi_valued() -> None:
+    for name in ("job", "instance", "category", "carrier"):
+        var = VARIABLES[name]
+        assert var["type"] == "query" and var["includeAll"] and var["allValue"] == ".*"
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=[p["title"] for p in PANELS])
+def test_every_panel_has_a_description_a_unit_and_queries(panel: dict[str, Any]) -> None:
+    assert len(panel.get("description", "")) >= 20
+    assert panel["fieldConfig"]["defaults"].get("unit")
+    assert panel["targets"]
+
+
+def test_panel_ids_are_unique() -> None:
+    ids = [p["id"] for p in BOARD["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(("where", "expr"), exprs(), ids=[w for w, _ in exprs()])
+def test_query_conventions(where: str, expr: str) -> None:
+    # rate() over a fixed window breaks at other scrape intervals or zoom levels.
+    for fn, window in RANGE.findall(expr):
+        allowed = {"$__rate_interval"} if fn in ("rate", "irate") else {
+            "$__rate_interval", "$__range"}
+        assert window in allowed, f"{where}: {fn}(...[{window}])"
+    selectors = SELECTOR.findall(expr)
+    assert selectors, f"{where}: no watchdog selector"
+    for metric, matchers in selectors:
+        assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, (
+            f"{where}: {metric} ignores the job/instance filters")
+        if metric == "watchdog_cancellations_total":
+            assert 'carrier=~"$carrier"' in matchers, f"{where}: ignores $carrier"
+            assert 'category=~"$category"' in matchers or where.rsplit(" [", 1)[0] in \
+                ALL_CATEGORIES, f"{where}: ignores $category"
+
+
+def test_no_high_cardinality_labels_are_queried() -> None:
+    # Distributors (thousands) and products (dozens, changing) are not metric labels by
+    # default; a query on them would show nothing, or invite someone to add them.
+    queries = [e for _, e in exprs()] + [v.get("definition", "") for v in VARIABLES.values()]
+    for q in queries:
+        assert "distributor" not in q and "product" not in q, q
+
+
+def test_provisioning_points_at_the_dashboard_and_the_datasource() -> None:
+    yaml = YAML(typ="safe")
+    ds = yaml.load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    [source] = ds["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    dash = yaml.load(
+        (GRAFANA / "provisioning" / "dashboards" / "cancel-watchdog.yml").read_text())
+    [provider] = dash["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/cancel-watchdog"
