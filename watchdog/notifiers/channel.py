@@ -26,6 +26,8 @@ class Digest:
 
 @dataclass(frozen=True, slots=True)
 class TestMessage:
+    __test__ = False  # not a pytest test class
+
     channel: str
     at: datetime
 
