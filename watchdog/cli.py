@@ -153,10 +153,21 @@ def check(config_path: Path) -> None:
         with OrderSource.from_config(cfg.source) as source:
             warnings = source.check()
     except SourceError as exc:
-        problems.append(f"{config_path}: source: {exc}")
+        problems.append(_with_position(config_path, str(exc)))
     if rules is not None and not problems:
         click.echo(f"rules: {len(rules.rules)} loaded, version {rules.version}")
     _report_check(problems, warnings)
+
+
+def _with_position(config_path: Path, message: str) -> str:
+    """`file:line: key: message` when the message starts with a config key we can find."""
+    from .yamlfile import load_yaml, locate
+
+    key, sep, _ = message.partition(":")
+    if not sep or " " in key or not key.startswith("source"):
+        return f"{config_path}: {message}"
+    line = locate(load_yaml(config_path), key.split("."))
+    return f"{config_path}:{line}: {message}" if line else f"{config_path}: {message}"
 
 
 def _report_check(problems: list[str], warnings: list[str]) -> NoReturn:
