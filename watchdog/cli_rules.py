@@ -168,3 +168,12 @@ def lint_command(config_path: Path | None, extra: tuple[Path, ...], no_defaults:
     click.echo(f"{len(ruleset.rules)} rules, version {ruleset.version}: "
                f"{errors} error(s), {warnings} warning(s)")
     sys.exit(EXIT_USAGE if errors else 0)
+
+
+def _register() -> None:
+    from .cli_coverage import coverage_command
+
+    rules.add_command(coverage_command)
+
+
+_register()
