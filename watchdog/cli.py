@@ -194,11 +194,14 @@ def config_schema() -> None:
 
 
 def _register_subcommands() -> None:
+    from .cli_alerts import notify, silence
     from .cli_demo import demo
     from .cli_rules import rules
 
     main.add_command(rules)
     main.add_command(demo)
+    main.add_command(silence)
+    main.add_command(notify)
 
 
 _register_subcommands()
