@@ -308,7 +308,7 @@ class Detector:
                 if key not in chosen and not self.episodes.is_open(ekey):
                     continue
                 signal = self._signal(kind, key, f, now, window)
-                if self.paused and self.paused(signal.labels, now):
+                if self.paused and self._paused(signal, f, nowm, window):
                     self.episodes.still_abnormal(ekey)
                     continue
                 t = self.episodes.fire(signal, now,
@@ -325,6 +325,18 @@ class Detector:
         first = nowm - _minutes(self.cfg.step.sustain) + 1
         mu = s.expected(first, nowm, frac, offset)
         return mu is not None and s.count(first, nowm) >= self.cfg.step.min_ratio * mu * g
+
+    def _paused(self, signal: Signal, f: _Finding, nowm: int, window: int) -> bool:
+        """In a maintenance window for the series, or for its main contributor (an
+        announced carrier maintenance shows as category overall, carrier on top)."""
+        assert self.paused is not None
+        if self.paused(signal.labels, signal.at):
+            return True
+        rich = self._enrich(signal, f, nowm, window)
+        if not rich.contributors:
+            return False
+        top = rich.contributors[0]
+        return self.paused({**signal.labels, top.dimension: top.value}, signal.at)
 
     def _sustained(self, steps: dict[SeriesKey, _Finding], now: datetime
                    ) -> dict[SeriesKey, _Finding]:
@@ -373,7 +385,26 @@ class Detector:
             mu_o = ord_s.expected(first, last, frac, offset)
             if mu_o is not None:
                 orders_n, orders_mu = float(ord_s.count(first, last)), mu_o
-        return traffic_factor(others_n, others_mu, orders_n, orders_mu)
+        g = traffic_factor(others_n, others_mu, orders_n, orders_mu)
+        if d:
+            # a slice with little history of its own: expect the platform's usual mix of
+            # whatever else it cancels now (a promotion burst of one distributor)
+            share = self._usual_share(key[0], first, last, frac, offset)
+            if share is not None and others_n > 0 and raw > 0:
+                g = max(g, others_n * share / (1 - share) / raw)
+        return g
+
+    def _usual_share(self, category: str, first: int, last: int, frac: float,
+                     offset: int) -> float | None:
+        c = self.series.get((category, "", ""))
+        a = self.series.get((ALL, "", ""))
+        if c is None or a is None:
+            return None
+        mu_c = c.expected(first, last, frac, offset)
+        mu_a = a.expected(first, last, frac, offset)
+        if not mu_c or not mu_a:
+            return None
+        return min(mu_c / mu_a, 0.95)
 
     def _choose(self, found: Mapping[SeriesKey, _Finding], first: int) -> set[SeriesKey]:
         """One signal per incident: a category's overall series wins over its slices;
@@ -389,7 +420,7 @@ class Detector:
                 continue
             keys.sort(key=lambda k: found[k].test.p)
             events = self.recent.window(cat, first)
-            picked: list[SeriesKey] = []
+            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat]
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
                 if any(sum(1 for e in mine if self._matches(e, o)) >= 0.5 * max(len(mine), 1)
@@ -475,10 +506,16 @@ class Detector:
             return out
         live: set[EpisodeKey] = set()
         if self.templates.warm(nowm, _minutes(cfg.learn_for)):
+            # new wordings of a category already alerting belong to that alert
+            busy = {k[0] for k in self._alerting} | {
+                c for c, t in self.spike_ended.items()
+                if now - t < timedelta(minutes=self.templates.window)}
             for f in self.templates.fresh.values():
                 if len(f.minutes) < cfg.min_count:
                     continue
                 category = f.categories.most_common(1)[0][0]
+                if category in busy:
+                    continue
                 labels = {"category": category, "template": mask_text(f.template[:80])}
                 sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
                              (nowm - f.first_seen + 1) * 60.0, "warning",

@@ -8,6 +8,7 @@ Both drivers call exactly this, so a backtest runs the production detection code
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -51,6 +52,16 @@ class DetectStage:
 
 
 def build_detector(cfg: Config, paused: Paused | None = None) -> Detector:
+    """A detector for `cfg`; announced maintenance windows (alerting.maintenance) keep
+    matching series from opening episodes unless `paused` is given."""
+    if paused is None and cfg.alerting.maintenance:
+        from ..alerts.maintenance import in_maintenance
+
+        windows = tuple(cfg.alerting.maintenance)
+
+        def paused(labels: Mapping[str, str], now: datetime) -> bool:
+            return in_maintenance(labels, windows, now) is not None
+
     return Detector(cfg.detect, list(cfg.source.dimensions), cfg.source.zone, paused)
 
 

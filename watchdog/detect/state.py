@@ -69,9 +69,12 @@ detect_meta_table = sa.Table(
 
 # --- save -------------------------------------------------------------------------------
 
-def save_detector(engine: Engine, d: Detector) -> int:
-    """Write what changed since the last save in one transaction; returns series written."""
-    dirty = [k for k in d.dirty if k in d.series]
+def save_detector(engine: Engine, d: Detector, *, full: bool = False) -> int:
+    """Write what changed since the last save (everything with `full`, e.g. into another
+    database) in one transaction; returns the series written."""
+    dirty = list(d.series) if full else [k for k in d.dirty if k in d.series]
+    if full:
+        d.templates.dirty.update(d.templates.known)
     with engine.begin() as conn:
         gone = list(d.removed) + dirty
         _delete_series(conn, gone)

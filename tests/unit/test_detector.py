@@ -1,0 +1,125 @@
+"""The detector end to end on synthetic streams: spike, drill-down, cold start, restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from random import Random
+
+import pytest
+
+from watchdog.detect import DetectConfig, Detector
+from watchdog.detect.state import load_detector, save_detector
+from watchdog.model import Cancellation, Classified, Verdict
+from watchdog.store import StateStore
+
+CARRIERS = ("中国联通", "中国电信", "中国移动", "中国广电")
+MIX = {"compliance": 0.4, "operator_error": 0.3, "customer_initiated": 0.2,
+       "system_fault": 0.03, "duplicate": 0.07}
+START = datetime(2024, 5, 6, tzinfo=UTC)
+
+
+def _events(rng: Random, now: datetime, per_min: float, extra: list[tuple[str, str]] = ()
+            ) -> list[Classified]:
+    out = []
+    n = sum(1 for _ in range(int(per_min * 2)) if rng.random() < 0.5)
+    picks = [(rng.choices(list(MIX), list(MIX.values()))[0], rng.choice(CARRIERS))
+             for _ in range(n)] + list(extra)
+    for i, (cat, carrier) in enumerate(picks):
+        t = now - timedelta(seconds=rng.uniform(0, 60))
+        c = Cancellation(f"{now.timestamp()}-{i}", "已撤单", f"原因{cat} 13812345678", t, t,
+                         {"carrier": carrier, "upstream": f"u{rng.randrange(3)}"})
+        out.append(Classified(c, Verdict(cat, "r")))
+    return out
+
+
+def _warm(d: Detector, rng: Random, days: int = 4) -> datetime:
+    now = START
+    while now < START + timedelta(days=days):
+        d.observe(_events(rng, now, 8), now, learning=True)
+        if now.minute % 15 == 0:
+            d.step(now, learning=True)
+        now += timedelta(minutes=1)
+    d.step(now, learning=True)
+    return now
+
+
+@pytest.fixture(scope="module")
+def warm() -> tuple[Detector, datetime]:
+    d = Detector(DetectConfig(), ["carrier", "upstream"])
+    return d, _warm(d, Random(1))
+
+
+def test_quiet_stream_stays_quiet_then_outage_fires_with_contributor(warm) -> None:
+    d, now = warm
+    rng = Random(2)
+    fired = []
+    for _ in range(120):
+        d.observe(_events(rng, now, 8), now)
+        fired += [t for t in d.step(now) if t.status == "firing"]
+        now += timedelta(minutes=1)
+    assert fired == []
+    for _ in range(3):
+        d.observe(_events(rng, now, 8, [("system_fault", "中国联通")] * 12), now)
+        fired += [t for t in d.step(now) if t.status == "firing"]
+        now += timedelta(minutes=1)
+    assert [t.signal.labels for t in fired] == [{"category": "system_fault"}]
+    top = fired[0].signal.contributors[0]
+    assert (top.dimension, top.value) == ("carrier", "中国联通")
+    assert fired[0].signal.samples and all("13812345678" not in s for s in fired[0].signal.samples)
+
+
+def test_cold_detector_never_fires() -> None:
+    d = Detector(DetectConfig(), ["carrier"])
+    rng = Random(4)
+    now = START
+    out = []
+    for _ in range(60):
+        d.observe(_events(rng, now, 8, [("system_fault", "中国联通")] * 10), now)
+        out += d.step(now)
+        now += timedelta(minutes=1)
+    assert [t for t in out if t.signal.kind in ("spike", "step")] == []
+
+
+def test_surge_with_normal_mix_is_quiet(warm) -> None:
+    d, now = warm
+    d = _copy(d, now)
+    rng = Random(5)
+    out = []
+    for _ in range(15):
+        d.observe(_events(rng, now, 40), now)  # everything x5: the 09:00 review release
+        out += [t for t in d.step(now) if t.status == "firing" and t.signal.kind == "spike"]
+        now += timedelta(minutes=1)
+    assert out == []
+
+
+def test_state_round_trip_keeps_baselines_and_open_episodes(warm, tmp_path) -> None:
+    d, now = warm
+    d = _copy(d, now, tmp_path)
+    rng = Random(6)
+    for _ in range(3):
+        d.observe(_events(rng, now, 8, [("system_fault", "中国电信")] * 15), now)
+        d.step(now)
+        now += timedelta(minutes=1)
+    assert any(ep.kind == "spike" for ep in d.episodes.items.values())
+    store = StateStore.open(f"sqlite:///{tmp_path / 's2.db'}")
+    save_detector(store.engine, d, full=True)
+    again = Detector(DetectConfig(), ["carrier", "upstream"])
+    assert load_detector(store.engine, again) == len(d.series)
+    key = ("system_fault", "", "")
+    assert again.series[key].baseline.to_bytes() == d.series[key].baseline.to_bytes()
+    again.observe(_events(rng, now, 8, [("system_fault", "中国电信")] * 15), now)
+    assert [t for t in again.step(now) if t.status == "firing"] == [], "no re-fire"
+    store.close()
+
+
+def _copy(d: Detector, now: datetime, tmp_path=None) -> Detector:
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tmp_path or tempfile.mkdtemp())
+    store = StateStore.open(f"sqlite:///{folder / 'copy.db'}")
+    save_detector(store.engine, d, full=True)
+    fresh = Detector(d.cfg, list(d.dims))
+    load_detector(store.engine, fresh)
+    store.close()
+    return fresh
