@@ -199,3 +199,17 @@ def test_parse_matcher(text, ok):
     else:
         with pytest.raises(ValueError):
             parse_matcher(text)
+
+
+def test_a_group_that_closes_and_reopens_gets_new_outbox_keys():
+    from watchdog.notifiers.outbox import flush_key
+
+    st, first = step(State(), [sig()], T0)
+    st, _ = step(st, [sig(firing=False, at=T0 + MIN)], T0 + MIN)
+    st, resolved = step(st, [], T0 + 5 * MIN)
+    st, _ = step(st, [], T0 + 10 * MIN)
+    assert [n.status for n in resolved] == ["resolved"] and st.groups == {}
+    st, again = step(st, [sig(at=T0 + 11 * MIN)], T0 + 11 * MIN)
+    assert [n.status for n in again] == ["firing"]
+    keys = {flush_key(n) for n in (*first, *resolved, *again)}
+    assert len(keys) == 3

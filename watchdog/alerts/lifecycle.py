@@ -179,7 +179,7 @@ def _flush_group(g: Group, route: Route, alerts: list[Alert], muted: Mapping[str
             out.append(Notification(
                 g.key, g.seq + 1, channel, route.id, FIRING if firing else RESOLVED,
                 dict(g.labels), tuple(firing + resolved), now, route.fallback,
-                route.repeat_interval.total_seconds()))
+                route.repeat_interval.total_seconds(), g.first_seen))
             log[(g.key, channel)] = NotifyLog(g.key, channel, firing_fps, now)
         elif entry is not None and told != firing_fps:
             # Muted alerts leave the log without a message, so that they are announced

@@ -143,6 +143,9 @@ class Notification:
     created_at: datetime
     fallback: str | None = None
     repeat_interval_s: float = 0.0
+    group_since: datetime | None = None
+    """The group's first_seen: with `seq`, names this flush uniquely across the group
+    closing and opening again."""
 
     @property
     def firing(self) -> tuple[Alert, ...]:

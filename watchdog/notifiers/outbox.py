@@ -29,7 +29,7 @@ outbox_table = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
               autoincrement=True),
-    sa.Column("dedupe", sa.String(191), nullable=False, unique=True),
+    sa.Column("dedupe", sa.String(255), nullable=False, unique=True),
     sa.Column("flush_key", sa.String(191), nullable=False, index=True),
     sa.Column("channel", sa.String(128), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -88,6 +88,7 @@ def encode(item: Deliverable) -> tuple[str, str]:
                "status": item.status, "group_labels": dict(item.group_labels),
                "created_at": item.created_at.isoformat(), "fallback": item.fallback,
                "repeat_interval_s": item.repeat_interval_s,
+               "group_since": item.group_since.isoformat() if item.group_since else None,
                "alerts": [_alert_doc(a) for a in item.alerts]}
         return "alert", json.dumps(doc, ensure_ascii=False)
     if isinstance(item, Digest):
@@ -103,13 +104,16 @@ def decode(kind: str, channel: str, payload: str) -> Deliverable:
     return Notification(
         d["group_key"], d["seq"], channel, d["route_id"], d["status"], d["group_labels"],
         tuple(_alert_from(a) for a in d["alerts"]), datetime.fromisoformat(d["created_at"]),
-        d.get("fallback"), d.get("repeat_interval_s", 0.0))
+        d.get("fallback"), d.get("repeat_interval_s", 0.0),
+        datetime.fromisoformat(d["group_since"]) if d.get("group_since") else None)
 
 
 # --- writes inside a caller's transaction ---------------------------------------------------
 
 def flush_key(n: Notification) -> str:
-    return f"{group_id(n.group_key)}:{n.seq}"
+    """Names one flush of one group; a group that closes and reopens starts a new name."""
+    since = f"{n.group_since.timestamp():.6f}" if n.group_since else "0"
+    return f"{group_id(n.group_key)}:{since}:{n.seq}"
 
 
 def enqueue(conn: Connection, items: Iterable[tuple[str, str, Deliverable, str | None]],
