@@ -25,7 +25,7 @@ class Subject:
 
     __slots__ = ("_tokens", "fields", "found", "text")
 
-    def __init__(self, text: str, found: frozenset[int], fields: Mapping[str, str]):
+    def __init__(self, text: str, found: frozenset[int] | set[int], fields: Mapping[str, str]):
         self.text = text
         self.found = found
         self.fields = fields
@@ -167,7 +167,10 @@ class All:
     children: tuple[Condition, ...]
 
     def test(self, s: Subject) -> bool:
-        return all(c.test(s) for c in self.children)
+        for c in self.children:  # noqa: SIM110 - a loop: no generator per call (hot path)
+            if not c.test(s):
+                return False
+        return True
 
     def evidence(self, s: Subject) -> list[str]:
         return [e for c in self.children for e in c.evidence(s)]
@@ -183,7 +186,10 @@ class AnyOf:
     children: tuple[Condition, ...]
 
     def test(self, s: Subject) -> bool:
-        return any(c.test(s) for c in self.children)
+        for c in self.children:  # noqa: SIM110 - as in All.test
+            if c.test(s):
+                return True
+        return False
 
     def evidence(self, s: Subject) -> list[str]:
         return [e for c in self.children if c.test(s) for e in c.evidence(s)]

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 
 from ..model import EXCLUDE, UNKNOWN, Verdict
-from .conditions import Condition, Subject
+from .conditions import Condition, Keywords, Subject
 from .normalise import normalise
 
 CACHE_SIZE = 65_536
@@ -80,6 +80,7 @@ class RuleSet:
         "_cached",
         "_field_names",
         "_rank",
+        "_sure",
         "_ungated",
         "categories",
         "category_order",
@@ -125,6 +126,8 @@ class RuleSet:
                     by_literal.setdefault(lit, []).append(pos)
         self._by_literal = {k: tuple(v) for k, v in by_literal.items()}
         self._ungated = tuple(ungated)
+        self._sure = frozenset(
+            pos for pos, rule in enumerate(self._rank) if isinstance(rule.condition, Keywords))
         self._automaton = _automaton(literals)
         self._cached = (
             functools.lru_cache(maxsize=cache_size)(self._decide) if cache_size else self._decide
@@ -181,7 +184,7 @@ class RuleSet:
 
     def _subject(self, text: str, key: tuple[str | None, ...]) -> Subject:
         norm = normalise(text)
-        found = frozenset(v for _, v in self._automaton.iter(norm)) if norm else frozenset()
+        found = self._automaton.found(norm) if norm else set()
         fields = (
             {n: v for n, v in zip(self._field_names, key, strict=True) if v is not None}
             if key
@@ -191,16 +194,19 @@ class RuleSet:
 
     def _matching(self, s: Subject) -> list[Rule]:
         candidates: set[int] = set(self._ungated)
+        by_literal = self._by_literal
         for lit in s.found:
-            candidates.update(self._by_literal.get(lit, ()))
-        rank = self._rank
-        return [rank[i] for i in sorted(candidates) if rank[i].condition.test(s)]
+            if lit in by_literal:
+                candidates.update(by_literal[lit])
+        rank, sure = self._rank, self._sure
+        # A rule that is a plain keyword list matches whenever it is a candidate.
+        return [rank[i] for i in sorted(candidates) if i in sure or rank[i].condition.test(s)]
 
     def _decide(self, text: str, key: tuple[str | None, ...]) -> Verdict:
         matched = self._matching(self._subject(text, key))
         if not matched:
             return Verdict(UNKNOWN, NO_MATCH_RULE, ())
-        return Verdict(matched[0].category, matched[0].id, tuple(r.id for r in matched))
+        return Verdict(matched[0].category, matched[0].id, tuple([r.id for r in matched]))
 
 
 def _as_text(value: Any) -> str:
@@ -213,17 +219,33 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _automaton(literals: tuple[str, ...]) -> Any:
-    automaton = ahocorasick.Automaton()
-    for i, lit in enumerate(literals):
-        automaton.add_word(lit, i)
-    if literals:
-        automaton.make_automaton()
-    return _EmptyAutomaton() if not literals else automaton
+def _automaton(literals: tuple[str, ...]) -> _Automaton | _EmptyAutomaton:
+    return _Automaton(literals) if literals else _EmptyAutomaton()
+
+
+class _Automaton:
+    """Every literal of every rule in one Aho-Corasick automaton (ahocorasick_rs).
+
+    Why this library: pyahocorasick's trie walk pays a search among the root's ~1,000
+    children for every character that starts no literal, which is most characters of a
+    Chinese text; ahocorasick_rs' contiguous NFA uses a dense root, and scanned the
+    benchmark's texts twice as fast. (Its full DFA is no faster here and takes about
+    twice the memory: ~15 MB for 1,000 rules.)
+    """
+
+    __slots__ = ("_ac",)
+
+    def __init__(self, literals: tuple[str, ...]) -> None:
+        self._ac = ahocorasick_rs.AhoCorasick(
+            literals, implementation=ahocorasick_rs.Implementation.ContiguousNFA)
+
+    def found(self, text: str) -> set[int]:
+        """Ids (positions in `literals`) of every literal occurring in the text."""
+        return {i for i, _, _ in self._ac.find_matches_as_indexes(text, overlapping=True)}
 
 
 class _EmptyAutomaton:
-    """pyahocorasick refuses to iterate an automaton without words."""
+    """ahocorasick_rs wants at least one pattern."""
 
-    def iter(self, text: str) -> tuple[()]:
-        return ()
+    def found(self, text: str) -> set[int]:
+        return set()

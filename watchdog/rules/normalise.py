@@ -63,9 +63,34 @@ _DROPPED = (
 _TRANSLATION = _build_translation()
 _ASCII_CONTROLS = {c: " " for c in (*range(0x00, 0x20), 0x7F)}
 
+
+def _build_bmp_table(translation: dict[int, str | None]) -> list[int | str | None]:
+    """The same table as a list over the Basic Multilingual Plane, with lower-casing folded in.
+
+    Why a list: `str.translate` looks every character up; in a dict a character without
+    an entry raises and clears a KeyError inside CPython, which is most of its cost on
+    Chinese text. A list holds an entry for every BMP character (itself, by default), so
+    no lookup fails. Texts with characters beyond the BMP (emoji) take the dict path.
+    """
+    table: list[int | str | None] = list(range(0x10000))
+    for code in range(0x10000):
+        target = translation.get(code, chr(code))
+        if target is None:
+            table[code] = None
+        elif (low := target.lower()) != chr(code):
+            table[code] = low
+    return table
+
+
+_BMP_TABLE = _build_bmp_table(_TRANSLATION)
+_BEYOND_BMP = re.compile("[\U00010000-\U0010FFFF]")
+
 # Runs of the same punctuation mark (`!!!`, `。。`, `???`, `~~~`) become one; `*` is left
 # alone because masked numbers (`138****1234`) are made of it.
 _REPEAT_PUNCT = re.compile(r"([!?.,;:~\-=#_。，、！？…～·])\1+")
+# A cheap pre-check: most texts have no two punctuation marks in a row, and searching a
+# character class costs a third of the back-reference substitution.
+_PUNCT_PAIR = re.compile(r"[!?.,;:~\-=#_。，、！？…～·]{2}")
 
 _PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[\d*]{4}\d{4}(?!\d)")
 _ID = re.compile(r"(?<![\d*])\d{3}[\d*]{11,14}[\dx](?![\d*x])")
@@ -88,12 +113,19 @@ def normalise(text: str | None) -> str:
     if text.isascii():
         if not text.isprintable():
             text = text.translate(_ASCII_CONTROLS)
+        text = text.lower()
+    elif _BEYOND_BMP.search(text) is None:
+        text = text.translate(_BMP_TABLE)  # t2s, full-width, controls, emoji, lower case
+        if not unicodedata.is_normalized("NFKC", text):
+            # NFKC can produce traditional forms from compatibility ideographs.
+            text = unicodedata.normalize("NFKC", text).translate(_TRANSLATION).lower()
     else:
         text = text.translate(_TRANSLATION)
         if not unicodedata.is_normalized("NFKC", text):
-            # NFKC can produce traditional forms from compatibility ideographs.
             text = unicodedata.normalize("NFKC", text).translate(_TRANSLATION)
-    text = _REPEAT_PUNCT.sub(r"\1", text.lower())
+        text = text.lower()
+    if _PUNCT_PAIR.search(text) is not None:
+        text = _REPEAT_PUNCT.sub(r"\1", text)
     return " ".join(text.split())
 
 
