@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+import prometheus_client
 
 from . import __version__
 from .config import Config, ConfigError, config_json_schema, load_config
@@ -60,6 +61,8 @@ def main() -> None:
     Quick start:   cancel-watchdog demo
     Real database: cancel-watchdog check -c config.yaml && cancel-watchdog run -c config.yaml
     """
+    # `_created` series would double /metrics for no dashboard's benefit.
+    prometheus_client.disable_created_metrics()
 
 
 @main.command()
@@ -96,6 +99,7 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
     try:
         if not leader:
             fail("another replica holds the leader lease; not polling", EXIT_RUNTIME)
+        parts.take_lead()
         try:
             report = run_once(parts)
         except PollFailed as exc:

@@ -175,10 +175,15 @@ def run_once(parts: Parts) -> PollReport:
 
 def _renew_lease(parts: Parts, lease: Lease, health: Health) -> None:
     leader = lease.try_acquire()
-    if leader != health.leader:
-        log.info("role", role="leader" if leader else "standby")
+    if leader and not health.leader:
+        parts.take_lead()
+        log.info("role", role="leader")
+    elif health.leader and not leader:
+        parts.step_down()
+        log.warning("role", role="standby")
+    elif not leader:
+        parts.metrics.leader.set(0)
     health.leader = leader
-    parts.metrics.leader.set(1 if leader else 0)
 
 
 def _prune(parts: Parts) -> None:

@@ -1,9 +1,8 @@
 """Metric definitions.
 
 The registry is passed in (tests build their own). Counters that must survive restarts
-exactly (cancellations, exclusions, rule hits, orders) are mirrored in the state
-database's counter table, written in the same transaction as the events, and seeded from
-it at start: /metrics then equals the ground truth even after a crash.
+exactly (cancellations, exclusions, rule hits, orders, repeats) live in the `Ledger`,
+which exports the state database's committed totals on the leading replica.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from . import __version__
+from .ledger import Ledger
 from .store import CounterKey
 
 CANCELLATIONS = "watchdog_cancellations"
@@ -32,26 +32,24 @@ class Metrics:
         dimension_labels: Sequence[str] = (),
         categories: Iterable[str] = (),
         count_orders: bool = False,
+        exclude_rules: Iterable[str] = (),
     ) -> None:
         self.registry = registry
         dims = list(dimension_labels)
         self.dimension_labels = tuple(dims)
         r = registry
-        self.cancellations = Counter(
-            CANCELLATIONS, "Cancelled orders counted once per (order, status), by category "
-            "and dimension.", ["category", *dims], registry=r)
-        self.excluded = Counter(
-            EXCLUDED, "Cancellations excluded from monitoring (test orders, ops bulk actions).",
-            ["rule"], registry=r)
-        self.rule_hits = Counter(
-            RULE_HITS, "Cancellations by the rule that decided their category.", ["rule"],
-            registry=r)
-        self.duplicates = Counter(
-            DUPLICATES, "Rows skipped because their (order, status) was already counted "
-            "(callback retries, look-back overlap).", registry=r)
-        self.orders = Counter(
-            ORDERS, "Newly created orders, by dimension.", dims, registry=r
-        ) if count_orders else None
+        label_names: dict[str, Sequence[str]] = {
+            CANCELLATIONS: ["category", *dims], EXCLUDED: ["rule"], RULE_HITS: ["rule"],
+            DUPLICATES: [],
+        }
+        if count_orders:
+            label_names[ORDERS] = dims
+        blank = tuple((d, "") for d in dims)
+        zero = [(CANCELLATIONS, tuple(sorted((("category", c), *blank)))) for c in categories]
+        zero += [(EXCLUDED, (("rule", rule),)) for rule in exclude_rules]
+        zero.append((DUPLICATES, ()))
+        self.ledger = Ledger(label_names, zero)
+        registry.register(self.ledger)
         self.leader = Gauge(
             "watchdog_leader", "1 on the replica that polls and sends; 0 on standbys.",
             registry=r)
@@ -87,26 +85,9 @@ class Metrics:
         Info("watchdog_build", "Build information.", registry=r).info(
             {"version": __version__, "python": platform.python_version()})
 
-        self._by_name: dict[str, Counter | None] = {
-            CANCELLATIONS: self.cancellations, EXCLUDED: self.excluded,
-            RULE_HITS: self.rule_hits, ORDERS: self.orders, DUPLICATES: self.duplicates,
-        }
-        for stage in POLL_STAGES:
-            self.poll_errors.labels(stage=stage)
-        blank = dict.fromkeys(dims, "")
-        for category in categories:
-            self.cancellations.labels(category=category, **blank)
-
     def add(self, counts: Mapping[CounterKey, int]) -> None:
         """Apply counter increments (as committed to the state database)."""
-        for (name, labels), n in counts.items():
-            counter = self._by_name.get(name)
-            if counter is None or n <= 0:
-                continue
-            if labels:
-                counter.labels(**dict(labels)).inc(n)
-            else:
-                counter.inc(n)
+        self.ledger.add(counts)
 
     def set_rules_version(self, version: str) -> None:
         self.rules_info.clear()

@@ -43,7 +43,7 @@ class Health:
     stale_after: float = 90.0
     last_ok: float | None = None
     last_error: str | None = None
-    leader: bool = True
+    leader: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ok(self) -> None:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from .config import Config
 from .labels import LabelPolicy
 from .metrics import Metrics
+from .model import EXCLUDE
 from .pipeline import Pipeline
 from .rules import RuleSet, load_rules
 from .source import OrderSource
@@ -24,6 +25,15 @@ class Parts:
     store: StateStore
     source: OrderSource
     pipeline: Pipeline
+
+    def take_lead(self) -> None:
+        """Become the replica that counts: export the committed totals from now on."""
+        self.metrics.ledger.activate(self.store.counters())
+        self.metrics.leader.set(1)
+
+    def step_down(self) -> None:
+        self.metrics.ledger.deactivate()
+        self.metrics.leader.set(0)
 
     def close(self) -> None:
         self.source.close()
@@ -40,7 +50,9 @@ def load_configured_rules(cfg: Config) -> RuleSet:
 
 def assemble(cfg: Config, registry: CollectorRegistry | None = None,
              rules: RuleSet | None = None) -> Parts:
-    """Open the state database, load rules, prepare the source and seed the metrics.
+    """Open the state database, load rules, prepare the source and the metrics.
+
+    The counters start exporting when this replica leads (`Parts.take_lead`).
 
     Raises RuleError / StateError for problems the user must fix; the order database is
     not contacted here (it may be down at start; the first poll reports that).
@@ -49,9 +61,10 @@ def assemble(cfg: Config, registry: CollectorRegistry | None = None,
     rules = rules or load_configured_rules(cfg)
     store = StateStore.open(cfg.state.url)
     labels = LabelPolicy(cfg.source.dimensions, store.admitted_labels())
-    metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders)
+    excludes = [r.id for r in rules.rules if r.category == EXCLUDE]
+    metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders,
+                      excludes)
     metrics.set_rules_version(rules.version)
-    metrics.add(store.counters())
     source = OrderSource.from_config(cfg.source)
     pipeline = Pipeline(source, store, rules, metrics, labels, cfg.source)
     return Parts(cfg, registry, metrics, store, source, pipeline)

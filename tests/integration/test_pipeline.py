@@ -48,7 +48,9 @@ def make_config(db_url: str, table: str, tmp_path, **source: Any) -> Config:
 
 
 def build(cfg: Config) -> Parts:
-    return assemble(cfg, CollectorRegistry(), RULES)
+    parts = assemble(cfg, CollectorRegistry(), RULES)
+    parts.take_lead()
+    return parts
 
 
 RULES = load_rules()
