@@ -140,7 +140,7 @@ def render_table(report: CoverageReport) -> Iterator[str]:
     else:
         yield (f"changes: {report.changed:,} of {report.compared:,} "
                f"({report.changed / report.compared:.1%}) classified differently now")
-        w = max(len(c.before) for c in report.changes) + 2
+        w = max(len(x) for c in report.changes for x in (c.before, c.after, "recorded")) + 2
         yield f"  {'recorded'.ljust(w)}{'now'.ljust(w)}{'count':>8}"
         for c in report.changes:
             yield f"  {c.before.ljust(w)}{c.after.ljust(w)}{c.count:>8,}"
