@@ -521,7 +521,7 @@ class Detector:
                              (nowm - f.first_seen + 1) * 60.0, "warning",
                              float(len(f.minutes)))
                 live.add((NEW_TEMPLATE, tuple(sorted(labels.items()))))
-                if self.paused and self.paused(labels, now):
+                if self.paused and self._template_paused(sig, f):
                     continue
                 t = self.episodes.fire(sig, now, lambda s, f=f: self._template_detail(s, f))
                 if t:
@@ -533,6 +533,12 @@ class Detector:
                 if t:
                     out.append(t)
         return out
+
+    def _template_paused(self, sig: Signal, f: Fresh) -> bool:
+        assert self.paused is not None
+        rich = self._template_detail(sig, f)
+        extra = {c.dimension: c.value for c in rich.contributors[:1]}
+        return self.paused({**sig.labels, **extra}, sig.at)
 
     def _template_detail(self, sig: Signal, f: Fresh) -> Signal:
         events = [RecentEvent(m, dims, None) for m, dims in zip(f.minutes, f.dims, strict=True)]

@@ -19,6 +19,7 @@ from .stats import upper_tail
 
 MIN_SHARE = 0.25
 CONCENTRATION = 0.3
+MAX_USUAL = 0.7
 """A value must take its usual share plus this part of the rest of the excess."""
 MAX_P = 1e-3
 FLOOR_EXPECTED = 0.05
@@ -42,14 +43,18 @@ def contributors(events: Sequence[RecentEvent], dims: Sequence[str], skip: str,
         for value, n in counts.most_common(5):
             exp_v = expected_for(dim, value)
             share = (n - exp_v) / excess
-            usual = min(exp_v / expected, 1.0) if expected > 0 else 0.0
+            # capped: baselines of a slice and of its series are learned apart and can
+            # disagree at tiny rates; a value holding 80% of the excess is always named
+            usual = min(exp_v / expected, MAX_USUAL) if expected > 0 else 0.0
             if share < max(MIN_SHARE, usual + CONCENTRATION * (1 - usual)):
                 continue
             if upper_tail(n, max(exp_v, FLOOR_EXPECTED), 0.1) > MAX_P:
                 continue
             found.append(Contributor(dim, value, float(n), round(exp_v, 2), round(min(share,
                                                                                      1.0), 3)))
-    found.sort(key=lambda c: (-c.share_of_excess, -c.observed))
+    # near-ties (a product and its carrier both hold all of the excess): the more specific
+    # value, the one that is usually smaller, explains more
+    found.sort(key=lambda c: (-round(c.share_of_excess * 10), c.expected, -c.observed))
     return tuple(found[:limit])
 
 

@@ -1,0 +1,259 @@
+"""Detection proof: each incident of DOMAIN.md alone, benign patterns alone, a clean week.
+
+Warm-up: four simulated days learned directly (harness.warm_detector). Incidents run
+through `replay` over a live-fed SQLite order database (the real pipeline). The clean
+run continues the warm stream for CLEAN_DAYS (default 7; set WATCHDOG_SCENARIO_DAYS=28
+for the month recorded in docs/detection.md) through the daemon's detection stage.
+`pytest -s tests/scenarios` prints the table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watchdog.detect.episodes import Transition
+from watchdog.rules import load_rules
+from watchdog.simulate import (
+    CarrierOutage,
+    DistributorAbuse,
+    Incident,
+    NumberPoolExhausted,
+    OpsBulkCancel,
+    PolicyChange,
+    ProductTakedown,
+    RegionalPause,
+    UpstreamSignatureBreak,
+    UpstreamSilence,
+)
+from watchdog.simulate.lifecycle import quick_cancel_plan
+from watchdog.simulate.world import World
+
+from .harness import POLL, SEED, T0, ZONE, config, local, run_clean, run_replay, save_state
+from .harness import warm_detector as warm
+
+CLEAN_DAYS = float(os.environ.get("WATCHDOG_SCENARIO_DAYS", "7"))
+ONSET = T0 + timedelta(minutes=90)
+HOURS = 3.0
+WORLD = World(SEED, 2000)
+ABUSER = WORLD.distributor_ids[150]
+FORM_BUG_DISTRIBUTOR = WORLD.distributor_ids[40]
+
+
+@dataclass(frozen=True, slots=True)
+class FormBug(Incident):
+    """Incident 8: our order form breaks for one distributor's page: operator errors."""
+
+    distributor: str
+    start: datetime
+    duration: timedelta
+    rate_per_min: float = 2.5
+
+    def inject(self, world, lo, hi, rng, new_id):
+        from watchdog.simulate.clock import to_sim
+
+        a = max(lo, to_sim(self.start))
+        b = min(hi, to_sim(self.start + self.duration))
+        out = []
+        t = float(a)
+        rank = world.rank_of[self.distributor]
+        while b > a:
+            t += rng.expovariate(self.rate_per_min / 60)
+            if t >= b:
+                break
+            created = int(t)
+            draft = world.draft(rng, created, new_id(), distributor=rank)
+            at = created + int(rng.uniform(10, 90))
+            out.append((draft, quick_cancel_plan(created, at, "operator_error")))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    incidents: tuple[Incident, ...]
+    categories: tuple[str, ...]
+    contributor: tuple[str, str] | None
+    kinds: tuple[str, ...] = ("spike", "step", "new_template")
+    detect: dict | None = None
+    hours: float = HOURS
+    alerting: dict | None = None
+    max_delay: timedelta = 2 * POLL
+    """From the first symptom. Two polls for acute incidents; slow-onset ones (a pool
+    that empties order by order, a 30% policy share, abuse at 3 orders a minute) carry
+    the bound they meet today, recorded in docs/detection.md."""
+
+
+INCIDENTS = [
+    Case("1 carrier BSS outage", (CarrierOutage("中国联通", ONSET, timedelta(minutes=30)),),
+         ("system_fault",), ("carrier", "中国联通")),
+    Case("2 upstream signature break",
+         (UpstreamSignatureBreak("华南号卡联盟", ONSET, timedelta(minutes=30)),),
+         ("system_fault",), ("upstream", "华南号卡联盟")),
+    Case("2b upstream callbacks stop", (UpstreamSilence("号卡云仓", ONSET, timedelta(hours=2)),),
+         ("system_fault",), ("upstream", "号卡云仓"), kinds=("silence",)),
+    Case("3 number pool exhausted",
+         (NumberPoolExhausted("联通大王卡29元", ONSET, timedelta(hours=2)),),
+         ("supply_shortage",), ("product", "联通大王卡29元"),
+         max_delay=timedelta(minutes=10)),
+    Case("4 policy step change", (PolicyChange("中国移动", ONSET, None, None, 0.3),),
+         ("compliance",), ("carrier", "中国移动"), max_delay=timedelta(minutes=25)),
+    Case("5 regional pause", (RegionalPause("河南", ONSET, timedelta(hours=1)),),
+         ("compliance",), ("province", "河南")),
+    Case("6 product takedown", (ProductTakedown("联通王卡19元", ONSET),),
+         ("supply_shortage",), ("product", "联通王卡19元")),
+    Case("7 distributor abuse", (DistributorAbuse(ABUSER, ONSET, timedelta(hours=1)),),
+         ("compliance", "duplicate"), ("distributor", ABUSER),
+         max_delay=timedelta(minutes=25)),
+    Case("8 form bug (one distributor)",
+         (FormBug(FORM_BUG_DISTRIBUTOR, ONSET, timedelta(hours=1)),),
+         ("operator_error",), ("distributor", FORM_BUG_DISTRIBUTOR),
+         max_delay=timedelta(minutes=5)),
+]
+
+BENIGN = [
+    Case("ops bulk action (excluded)",
+         (OpsBulkCancel(ONSET, distributor=WORLD.distributor_ids[5]),), (), None),
+    Case("announced maintenance (config)",
+         (CarrierOutage("中国电信", ONSET, timedelta(minutes=20)),), (), None,
+         alerting={"maintenance": [{"name": "电信 BSS upgrade", "cron": "0 11 * * *",
+                                     "duration": "3h", "match": {"carrier": "中国电信"}}]}),
+]
+
+
+@dataclass
+class Row:
+    name: str
+    delay: str
+    symptom_delay: str
+    false_alerts: int
+    drill_down: str
+    ok: bool
+
+
+ROWS: list[Row] = []
+
+
+@pytest.fixture(scope="module")
+def warm_state(tmp_path_factory: pytest.TempPathFactory):
+    rules = load_rules([], use_defaults=True)
+    cfg = config("sqlite://", "sqlite://")
+    stage, feed = warm(cfg, rules)
+    path = tmp_path_factory.mktemp("warm") / "state.db"
+    save_state(stage, f"sqlite:///{path}")
+    return path, stage, feed
+
+
+def _matches(t: Transition, case: Case) -> bool:
+    s = t.signal
+    if t.status != "firing" or s.kind not in case.kinds or s.category not in case.categories:
+        return False
+    if case.contributor is None:
+        return True
+    dim, value = case.contributor
+    return s.labels.get(dim) == value or (dim, value) in [
+        (c.dimension, c.value) for c in s.contributors]
+
+
+def _first_symptom(case: Case) -> datetime:
+    """When the first cancellation caused by the incident became visible."""
+    from watchdog.simulate import generate
+
+    base = {(w.id, w.status) for w in generate(ONSET, ONSET + timedelta(hours=1), seed=SEED,
+                                                 lead_in=timedelta(days=1))
+            if w.cancelled}
+    for w in generate(ONSET, ONSET + timedelta(hours=1), seed=SEED, incidents=case.incidents,
+                      lead_in=timedelta(days=1)):
+        if w.cancelled and (w.id, w.status) not in base:
+            return local(w.commit_at)
+    return local(ONSET)
+
+
+@pytest.mark.parametrize("case", INCIDENTS, ids=[c.name for c in INCIDENTS])
+def test_incident_detected(case: Case, warm_state, tmp_path: Path) -> None:
+    transitions = run_replay(tmp_path, warm_state[0], case.incidents, case.hours, case.detect)
+    onset = local(ONSET)
+    hits = [t for t in transitions if _matches(t, case) and t.signal.at >= onset]
+    false = [t for t in transitions if t.status == "firing" and not _matches(t, case)
+             and (t.signal.at < onset or t.signal.category not in case.categories)]
+    first = hits[0] if hits else None
+    symptom = _first_symptom(case) if first and case.kinds != ("silence",) else onset
+    delay = (first.signal.at - onset) if first else None
+    sdelay = (first.signal.at - symptom) if first else None
+    top = first.signal.contributors[0] if first and first.signal.contributors else None
+    drill = "-"
+    if first:
+        scope = {k: v for k, v in first.signal.labels.items() if k != "category"}
+        drill = (f"{first.signal.kind} {first.signal.category} "
+                 + " ".join(f"{k}={v}" for k, v in scope.items())
+                 + (f" | top {top.dimension} {top.value}: {top.observed:g} of "
+                    f"{first.signal.observed:g}, expected {top.expected:g}" if top else ""))
+    ok = first is not None and (case.kinds == ("silence",) or sdelay <= case.max_delay)
+    ROWS.append(Row(case.name, _fmt(delay), _fmt(sdelay), len(false), drill, ok))
+    assert first is not None, f"{case.name}: not detected; got {_brief(transitions)}"
+    if case.kinds != ("silence",):
+        assert sdelay <= case.max_delay, f"{case.name}: detected {sdelay} after first symptom"
+    for t in transitions:  # samples quote reasons: never a whole phone or ID number
+        assert not any(re.search(r"\d{11}", x) for x in t.signal.samples)
+
+
+@pytest.mark.parametrize("case", BENIGN, ids=[c.name for c in BENIGN])
+def test_benign_pattern_quiet(case: Case, warm_state, tmp_path: Path) -> None:
+    transitions = run_replay(tmp_path, warm_state[0], case.incidents, 2.0, case.detect,
+                             alerting=case.alerting)
+    firing = [t for t in transitions if t.status == "firing"]
+    ROWS.append(Row(case.name, "-", "-", len(firing), "-", not firing))
+    assert not firing, _brief(firing)
+
+
+def test_clean_stream_quiet(warm_state) -> None:
+    """Nightly timeout jobs, the 09:00 review release, callback repeats, promotion bursts,
+    small night denominators, high-reject products, the month end, ops bulk actions and
+    test orders are all in the clean stream: at most 2 alerts a week, and none in the
+    windows of those patterns."""
+    _, stage, feed = warm_state
+    transitions = run_clean(stage, feed, CLEAN_DAYS)
+    firing = [t for t in transitions if t.status == "firing"]
+    weeks = CLEAN_DAYS / 7
+    windows = {
+        "nightly timeout jobs 00:00-02:00": lambda t: t.hour < 2,
+        "09:00 review release 08:45-10:30": lambda t: (8, 45) <= (t.hour, t.minute) < (10, 30),
+        "month end (last 2 days)": lambda t: (t + timedelta(days=2)).month != t.month,
+        "night small denominators 02:00-07:00": lambda t: 2 <= t.hour < 7,
+    }
+    for name, inside in windows.items():
+        n = sum(1 for t in firing if inside(t.signal.at.astimezone(ZONE)))
+        ROWS.append(Row(f"benign in clean run: {name}", "-", "-", n, "-", n == 0))
+    ROWS.append(Row(f"clean run, {CLEAN_DAYS:g} days (all series)", "-", "-", len(firing),
+                    f"{len(firing) / weeks:.1f} per week", len(firing) <= 2 * weeks))
+    assert len(firing) <= 2 * max(weeks, 1), _brief(firing)
+
+
+def _fmt(td: timedelta | None) -> str:
+    return "missed" if td is None else f"{td.total_seconds() / 60:.1f} min"
+
+
+def _brief(ts: list[Transition]) -> str:
+    return "; ".join(f"{t.status} {t.signal.kind} {dict(t.signal.labels)} at "
+                     f"{t.signal.at.astimezone(ZONE):%d %H:%M}" for t in ts[:12])
+
+
+def teardown_module() -> None:
+    if not ROWS:
+        return
+    lines = ["", "| scenario | delay from onset | from first symptom | false alerts | "
+             "first alert and top contributor | ok |", "|---|---|---|---|---|---|"]
+    for r in ROWS:
+        lines.append(f"| {r.name} | {r.delay} | {r.symptom_delay} | {r.false_alerts} | "
+                     f"{r.drill_down} | {'yes' if r.ok else 'NO'} |")
+    text = "\n".join(lines)
+    print(text)
+    out = os.environ.get("WATCHDOG_SCENARIO_TABLE")
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+
