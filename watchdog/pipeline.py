@@ -103,7 +103,7 @@ class Pipeline:
         the cursor, so its cost is bounded by the rows in the overlap window.
         """
         rules = self.rules  # one ruleset per poll, even if a reload swaps it meanwhile
-        stored = self.store.load_cursor()
+        stored = self._load_cursor()
         progress = _Progress(cursor=stored)
         start = stored or Cursor(now - self.cfg.initial_lookback, None)
         caught_up = self._read(start, now, progress, rules,
@@ -176,7 +176,7 @@ class Pipeline:
         admitted: list[tuple[str, str]] = []
         try:
             with self.store.transaction() as tx:
-                fresh = tx.new_keys(classified)
+                fresh = tx.new_keys(classified, now)
                 counts: Tally[CounterKey] = Tally()
                 for c in fresh:
                     if c.excluded:
@@ -225,8 +225,17 @@ class Pipeline:
         return tuple(counts), since, until
 
     def _stored_order_until(self) -> datetime | None:
-        stored = self.store.load_cursor(ORDERS_CURSOR)
+        stored = self._load_cursor(ORDERS_CURSOR)
         return stored.changed_at if stored else None
+
+    def _load_cursor(self, name: str | None = None) -> Cursor | None:
+        # A state database that cannot even be read (file system gone read-only, server
+        # down) is a failed poll like any other: backed off, counted, reported.
+        try:
+            return self.store.load_cursor(name)
+        except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
+            self._failed("state", exc)
+            raise  # unreachable: _failed raises
 
     def _failed(self, stage: str, exc: BaseException) -> None:
         self.metrics.poll_errors.labels(stage=stage).inc()

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from sys import intern
 from typing import Any
 
 import sqlalchemy as sa
@@ -179,13 +180,15 @@ class OrderSource:
             texts = (as_text(v) for v in row[3 : 3 + self._reason_count])
             reason, event_time = current_reason(_first_reason(list(texts)), self._zone)
             first_dim = 3 + self._reason_count
+            # Dimension values and statuses repeat across rows: one shared string per value
+            # keeps a poll's batch of cancellations (held for detection) small.
             dims = {
-                name: as_text(row[first_dim + i]) or ""
+                name: intern(as_text(row[first_dim + i]) or "")
                 for i, name in enumerate(self.cfg.dimensions)
             }
             return Cancellation(
                 order_id=str(raw_id),
-                status=as_text(row[1]) or "",
+                status=intern(as_text(row[1]) or ""),
                 reason=reason,
                 event_time=event_time or changed_at,
                 changed_at=changed_at,

@@ -34,6 +34,7 @@ _DATE_TIME = re.compile(
     r"^\s*(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
     r"(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:[.,](\d{1,9}))?秒?)?)?\s*$"
 )
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # Epoch numbers outside 2001-09-09 .. 2286-11-20 are more likely ids or codes than times.
 _EPOCH_SECONDS = (1e9, 1e10)
 _EPOCH_MILLIS = (1e12, 1e13)
@@ -110,7 +111,7 @@ def parse_time(value: Any, zone: ZoneInfo) -> datetime | None:
     value = value.strip()
     if not value:
         return None
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+    if _NUMBER.fullmatch(value):
         return _from_epoch(float(value))
     parsed = _parse_iso(value) or _parse_loose(value)
     if parsed is None:

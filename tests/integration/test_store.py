@@ -99,3 +99,22 @@ def test_newer_schema_is_refused(store):
         conn.execute(meta_table.update().values(value="999"))
     with pytest.raises(StateError, match="newer than this release"):
         store.migrate()
+
+
+def test_dedupe_with_keys_claimed_in_new_keys(store):
+    """The pipeline passes `now`: on PostgreSQL the keys are claimed by an insert."""
+    def claim(items, now=T0):
+        with store.transaction() as tx:
+            fresh = tx.new_keys(items, now)
+            tx.write(Batch(fresh, Cursor(T0, 1), {}), now)
+        return [(c.cancellation.order_id, c.cancellation.status) for c in fresh]
+
+    assert claim([item("1"), item("2"), item("1")]) == [("1", "已撤单"), ("2", "已撤单")]
+    assert claim([item("2"), item("3"), item("1", status="审核不通过")],
+                 now=T0 + timedelta(days=40)) == [("3", "已撤单"), ("1", "审核不通过")]
+    assert store.count_events() == 4
+    assert store.prune(T0 + timedelta(days=1)) == (4, 2)  # keys carry the `now` given
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.new_keys([item("9")], T0)
+        raise RuntimeError("crash before the commit")
+    assert claim([item("9")]) == [("9", "已撤单")]  # the rolled-back claim left nothing

@@ -1,0 +1,185 @@
+"""Catch-up throughput and memory on PostgreSQL: the watchdog against psycopg alone.
+
+    .venv/bin/python bench/bench_catchup.py                    # 1,000,000 rows, SQLite state
+    .venv/bin/python bench/bench_catchup.py --state both       # also PostgreSQL state
+    .venv/bin/python bench/bench_catchup.py --rows 100000      # a quick run
+
+A table of `--rows` cancellations (simulated reasons, 10,000 distributors, 200 products)
+is built in the shared `test` database under a unique name. Then, side by side:
+
+- raw: psycopg alone runs the watchdog's own SELECT (`OrderSource.fetch_statement`,
+  compiled once) page by page with the same keyset and page size, and fetches every row;
+- watchdog: a fresh process loads the config and runs the production path
+  (`wiring.assemble`, then `daemon.run_once` until caught up: fetch, classify, commit
+  cursor + dedupe keys + events + counters, update metrics) and reports its peak RSS.
+
+Result: rows/s of each, their ratio (target >= 0.5) and peak RSS (target < 200 MB).
+Everything created is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from benchdata import (
+    PG_URL,
+    build_orders,
+    libpq_url,
+    source_yaml,
+    unique,
+    write_config,
+)
+
+from watchdog.config import load_config
+from watchdog.model import Cursor
+from watchdog.source import OrderSource
+
+
+def raw_rate(config: Path, expected: int) -> tuple[float, int]:
+    """(seconds, rows) for psycopg paging through the table with the watchdog's SELECT."""
+    cfg = load_config(config).source
+    source = OrderSource(cfg)
+    dialect = source.engine.dialect
+    start = datetime.now(UTC) - cfg.initial_lookback
+
+    def compiled(after: Cursor) -> tuple[str, dict[str, Any]]:
+        c = source.fetch_statement(after, cfg.batch_size).compile(
+            dialect=dialect, compile_kwargs={"render_postcompile": True})
+        return c.string, dict(c.params)
+
+    first_sql, first_params = compiled(Cursor(start, None))
+    next_sql, next_params = compiled(Cursor(start, 0))
+    local = start.astimezone(cfg.zone).replace(tzinfo=None)
+    first_params.update(wd_lo=local)
+    rows = 0
+    began = time.perf_counter()
+    with psycopg.connect(libpq_url(), options=f"-c TimeZone={cfg.zone.key}") as conn:
+        sql, params = first_sql, first_params
+        while True:
+            with conn.cursor() as cur:
+                page = cur.execute(sql, params).fetchall()
+            conn.commit()
+            rows += len(page)
+            if len(page) < cfg.batch_size:
+                break
+            last_id, last_at = page[-1][0], page[-1][2]
+            sql, params = next_sql, {**next_params, "wd_lo": last_at, "wd_hi": last_at,
+                                     "wd_after_id": last_id}
+    seconds = time.perf_counter() - began
+    source.close()
+    if rows != expected:
+        raise SystemExit(f"raw pass read {rows} rows, expected {expected}")
+    return seconds, rows
+
+
+def watchdog_child(config: Path) -> None:
+    """Runs in its own process: catch up through the production path, print the figures."""
+    from watchdog.daemon import run_once
+    from watchdog.wiring import assemble
+
+    began = time.perf_counter()
+    parts = assemble(load_config(config))
+    setup = time.perf_counter() - began
+    polls = new = rows = 0
+    began = time.perf_counter()
+    while True:
+        report = run_once(parts)
+        polls += 1
+        new += report.new
+        rows += report.rows_read
+        if report.caught_up:
+            break
+    seconds = time.perf_counter() - began
+    parts.close()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "setup": setup, "polls": polls, "new": new,
+                      "rows_read": rows, "peak_rss_mb": peak_kb / 1024}))
+
+
+def watchdog_rate(config: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", str(config)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def pg_state_url(schema: str) -> str:
+    # A schema of our own keeps the state tables apart from other users of the database.
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--state", choices=["sqlite", "postgres", "both"], default="sqlite")
+    ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        watchdog_child(args.child)
+        return
+
+    print(f"# catch-up benchmark, {datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, "
+          f"Python {platform.python_version()}, {args.rows:,} rows", flush=True)
+    conn = psycopg.connect(libpq_url())
+    table = build_orders(conn, unique("bench_catchup"), args.rows, cancelled_share=1.0,
+                         per_day=max(1, args.rows // 7), end_gap=timedelta(minutes=30))
+    engine = sa.create_engine(PG_URL)
+    schemas: list[str] = []
+    results: list[tuple[str, float, dict[str, Any]]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = source_yaml(PG_URL, table.name, batch_size=args.batch_size)
+            states = ["sqlite", "postgres"] if args.state == "both" else [args.state]
+            raw_config = write_config(Path(tmp, "raw.yaml"), source, "sqlite://")
+            raw_best = min(raw_rate(raw_config, args.rows)[0] for _ in range(2))
+            print(f"  raw psycopg: {args.rows / raw_best:,.0f} rows/s", flush=True)
+            for state in states:
+                if state == "sqlite":
+                    url = f"sqlite:///{tmp}/state.db"
+                else:
+                    schema = unique("bench_state")
+                    schemas.append(schema)
+                    with engine.begin() as c:
+                        c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+                    url = pg_state_url(schema)
+                config = write_config(Path(tmp, f"{state}.yaml"), source, url)
+                ours = watchdog_rate(config)
+                if ours["new"] != args.rows:
+                    raise SystemExit(f"watchdog counted {ours['new']}, expected {args.rows}")
+                # The raw pass again, right after, so the ratio compares like with like.
+                raw_after = raw_rate(raw_config, args.rows)[0]
+                raw_best = min(raw_best, raw_after)
+                results.append((state, raw_best, ours))
+                print(f"  watchdog, {state} state: {args.rows / ours['seconds']:,.0f} rows/s, "
+                      f"{ours['polls']} polls, peak RSS {ours['peak_rss_mb']:.0f} MB",
+                      flush=True)
+    finally:
+        table.drop()
+        conn.close()
+        with engine.begin() as c:
+            for schema in schemas:
+                c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+    print("\n| state DB | raw psycopg rows/s | watchdog rows/s | ratio | polls | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    for state, raw, ours in results:
+        print(f"| {state} | {args.rows / raw:,.0f} | {args.rows / ours['seconds']:,.0f} | "
+              f"{raw / ours['seconds']:.2f} | {ours['polls']} | "
+              f"{ours['peak_rss_mb']:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
