@@ -30,8 +30,9 @@ def routing(**alerting):
     return compile_routes(cfg, alerting.get("routes", []))
 
 
-def step(state, signals, now, r=None, mutes=Mutes()):
+def step(state, signals, now, r=None, mutes=None):
     r = r or routing()
+    mutes = mutes or Mutes()
     alerts = apply_signals(state.alerts, signals, now, timedelta(minutes=5))
     return flush(replace(state, alerts=alerts), r, mutes, now)
 

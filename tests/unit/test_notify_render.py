@@ -74,7 +74,8 @@ def test_digest_compares_with_the_day_before():
     def ev(cat, carrier, reason):
         return StoredEvent("1", "已撤单", cat, "r", T0, {"carrier": carrier}, reason)
 
-    day = [ev("compliance", "中国联通", "一证五号超限")] * 3 + [ev("system_fault", "中国移动", "BSS异常")]
+    day = [ev("compliance", "中国联通", "一证五号超限")] * 3
+    day.append(ev("system_fault", "中国移动", "BSS异常"))
     before = [ev("compliance", "中国联通", "一证五号超限")] * 2 + [ev("exclude", "x", "测试")]
     ctx = summarize(T0.date(), day, before, top=5)
     assert ctx["total"] == 4 and ctx["prev_total"] == 2 and ctx["total_delta"] == "+100%"
