@@ -10,7 +10,7 @@ is built in the shared `test` database under a unique name. Then, side by side:
 - raw: psycopg alone runs the watchdog's own SELECT (`OrderSource.fetch_statement`,
   compiled once) page by page with the same keyset and page size, and fetches every row;
 - watchdog: a fresh process loads the config and runs the production path
-  (`wiring.assemble`, then `daemon.run_once` until caught up: fetch, classify, commit
+  (`wiring.assemble`, then the daemon's poll job until caught up: fetch, classify, commit
   cursor + dedupe keys + events + counters, update metrics) and reports its peak RSS.
 
 Result: rows/s of each, their ratio (target >= 0.5) and peak RSS (target < 200 MB).
@@ -85,27 +85,43 @@ def raw_rate(config: Path, expected: int) -> tuple[float, int]:
 
 
 def watchdog_child(config: Path) -> None:
-    """Runs in its own process: catch up through the production path, print the figures."""
-    from watchdog.daemon import run_once
+    """Runs in its own process: catch up as the daemon does, print the figures.
+
+    The daemon's own poll job (`daemon.Poller.poll_until_caught_up`: polls back to back
+    until caught up) on parts from `wiring.assemble`. No lease: on a shared PostgreSQL
+    the leader lock would stand other users' daemons by.
+    """
+    import threading
+
+    from watchdog.cli import setup_logging
+    from watchdog.daemon import Poller
+    from watchdog.lease import SoleLease
+    from watchdog.web import Health
     from watchdog.wiring import assemble
 
     began = time.perf_counter()
-    parts = assemble(load_config(config))
+    cfg = load_config(config)
+    setup_logging(cfg)
+    parts = assemble(cfg)
+    parts.take_lead()
     setup = time.perf_counter() - began
-    polls = new = rows = 0
+    totals = {"polls": 0, "new": 0, "rows_read": 0}
+
+    def tally(report: Any) -> None:
+        totals["polls"] += 1
+        totals["new"] += report.new
+        totals["rows_read"] += report.rows_read
+
+    poller = Poller(parts, Health(leader=True), threading.Event(), SoleLease(),
+                    on_report=tally)
     began = time.perf_counter()
-    while True:
-        report = run_once(parts)
-        polls += 1
-        new += report.new
-        rows += report.rows_read
-        if report.caught_up:
-            break
+    if not poller.poll_until_caught_up():
+        raise SystemExit("a poll failed")
     seconds = time.perf_counter() - began
     parts.close()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "setup": setup, "polls": polls, "new": new,
-                      "rows_read": rows, "peak_rss_mb": peak_kb / 1024}))
+    print(json.dumps({"seconds": seconds, "setup": setup, **totals,
+                      "peak_rss_mb": peak_kb / 1024}))
 
 
 def watchdog_rate(config: Path) -> dict[str, Any]:

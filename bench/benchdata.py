@@ -123,7 +123,8 @@ def build_orders(
     try:
         for lo in range(1, rows + 1, 2_000_000):  # chunks keep each transaction's WAL modest
             hi = min(rows, lo + 1_999_999)
-            _insert(conn, name, table.pool, len(pool), lo, hi, first, step, cancelled_share)
+            _insert(conn, name, table.pool, len(pool), lo, hi, first + step * (lo - 1), step,
+                    cancelled_share)
         with conn.cursor() as cur:
             cur.execute(f"CREATE INDEX ix_{name}_updated_at_id ON {name} (updated_at, id)")
             cur.execute(f"CREATE INDEX ix_{name}_created_at ON {name} (created_at)")

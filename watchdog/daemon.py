@@ -83,6 +83,9 @@ class Poller:
                 self.on_report(report)
             if report.caught_up:
                 return True
+            # A report holds every item of its poll (up to max_batches_per_poll pages):
+            # let it go before the next poll, or a catch-up holds two polls' worth.
+            del report
         return True
 
     def _back_off(self, exc: PollFailed) -> None:

@@ -35,6 +35,7 @@ _FLOOR = datetime(1970, 1, 2, tzinfo=UTC)
 stays after 1970-01-01 in every zone)."""
 
 _LONG_DIGITS = re.compile(r"\d{9,}")
+_INTERNED_REASON_CHARS = 200
 
 
 class SourceError(Exception):
@@ -179,9 +180,12 @@ class OrderSource:
             changed_at = self._read_time(row[2])
             texts = (as_text(v) for v in row[3 : 3 + self._reason_count])
             reason, event_time = current_reason(_first_reason(list(texts)), self._zone)
+            if reason is not None and len(reason) <= _INTERNED_REASON_CHARS:
+                reason = intern(reason)
             first_dim = 3 + self._reason_count
-            # Dimension values and statuses repeat across rows: one shared string per value
-            # keeps a poll's batch of cancellations (held for detection) small.
+            # Dimension values, statuses and short reasons repeat across rows: one shared
+            # string per value keeps a poll's batch of cancellations (held for detection)
+            # small. Interned strings are freed with their last reference.
             dims = {
                 name: intern(as_text(row[first_dim + i]) or "")
                 for i, name in enumerate(self.cfg.dimensions)
