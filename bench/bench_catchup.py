@@ -103,7 +103,7 @@ def watchdog_child(config: Path) -> None:
     cfg = load_config(config)
     setup_logging(cfg)
     parts = assemble(cfg)
-    parts.take_lead()
+    parts.metrics.ledger.activate(parts.store.counters())  # as a leader does
     setup = time.perf_counter() - began
     totals = {"polls": 0, "new": 0, "rows_read": 0}
 
