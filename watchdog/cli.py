@@ -78,7 +78,7 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
     and sends), the others stand by and take over when it dies. With SQLite a second
     instance on the same state file is refused.
     """
-    from .daemon import run_daemon, run_once
+    from .daemon import run_daemon, run_once, utcnow
     from .lease import AlreadyRunning, lease_for
     from .pipeline import PollFailed
     from .webconfig import web_config_problems
@@ -99,7 +99,6 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
     try:
         if not leader:
             fail("another replica holds the leader lease; not polling", EXIT_RUNTIME)
-        parts.take_lead()
         try:
             report = run_once(parts)
         except PollFailed as exc:
@@ -111,16 +110,19 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
         }, ensure_ascii=False))
     finally:
         lease.release()
-        parts.close()
+        parts.close(utcnow())
 
 
 def _assemble_or_exit(cfg: Config):
+    from .notifiers.apprise_channel import ChannelSetupError
     from .rules import RuleError
     from .store import StateError
     from .wiring import assemble
 
     try:
-        return assemble(cfg)
+        return assemble(cfg, monitor=True)
+    except ChannelSetupError as exc:
+        fail(f"{cfg.path}: channels: {exc}")
     except RuleError as exc:
         fail("rules are invalid:\n  " + "\n  ".join(str(p) for p in exc.problems))
     except StateError as exc:
@@ -200,9 +202,12 @@ def config_schema() -> None:
 def _register_subcommands() -> None:
     from .cli_alerts import notify, silence
     from .cli_demo import demo
+    from .cli_replay import learn, replay
     from .cli_rules import rules
 
     main.add_command(rules)
+    main.add_command(replay)
+    main.add_command(learn)
     main.add_command(demo)
     main.add_command(silence)
     main.add_command(notify)

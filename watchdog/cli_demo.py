@@ -22,6 +22,27 @@ from .model import CATEGORY_NAMES_ZH
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 DEMO_STATUSES = ["已撤单", "审核不通过", "开卡失败"]
+
+
+def _outage(at: datetime) -> Any:
+    from .simulate import CarrierOutage
+
+    return CarrierOutage("中国联通", at, timedelta(minutes=20), rate_per_min=18)
+
+
+def _pool(at: datetime) -> Any:
+    from .simulate import NumberPoolExhausted
+
+    return NumberPoolExhausted("联通大王卡29元", at, timedelta(minutes=40))
+
+
+def _region(at: datetime) -> Any:
+    from .simulate import RegionalPause
+
+    return RegionalPause("河南", at, timedelta(minutes=30))
+
+
+INCIDENTS = {"carrier-outage": _outage, "number-pool": _pool, "regional-pause": _region}
 DEMO_DIMENSIONS = {
     "carrier": {"column": "carrier"},
     "upstream": {"column": "upstream"},
@@ -67,7 +88,7 @@ def _free_port(preferred: int) -> int:
               help="Simulated seconds per wall-clock second (60: one simulated hour a minute).")
 @click.option("--duration", type=click.FloatRange(min=1), default=None,
               help="Stop after this many wall-clock seconds (default: until Ctrl-C).")
-@click.option("--history", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--history", type=click.FloatRange(min=0), default=12.0, show_default=True,
               help="Hours of simulated history written before the live stream starts.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where to put orders.db and state.db (default: a new temporary folder).")
@@ -76,8 +97,11 @@ def _free_port(preferred: int) -> int:
 @click.option("--every", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
               help="Seconds between status tables.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
+@click.option("--incident", type=click.Choice(sorted(INCIDENTS)), default=None,
+              help="Inject an incident 20 simulated minutes into the live stream, to see "
+              "detection fire (and resolve once it is over).")
 def demo(speed: float, duration: float | None, history: float, directory: Path | None,
-         port: int, every: float, seed: int) -> None:
+         port: int, every: float, seed: int, incident: str | None) -> None:
     """Run the watchdog on a simulated 172号卡-style order stream (SQLite, no server).
 
     Shows the counts per category as the daemon sees them, and where /metrics is.
@@ -98,13 +122,21 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     setup_logging(None, "warning")
 
     engine = create_order_db(cfg.source.url)
-    feeder = DemoFeeder(engine, speed=speed, seed=seed, history=timedelta(hours=history))
+    start = datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
+    injected = [INCIDENTS[incident](start + timedelta(minutes=20))] if incident else []
+    feeder = DemoFeeder(engine, speed=speed, seed=seed, start=start,
+                        history=timedelta(hours=history), incidents=injected)
     click.echo(f"cancel-watchdog demo: order database {directory / 'orders.db'}")
     written = feeder.backfill()
     click.echo(f"  backfilled {written} rows of simulated history ({history:g} h); "
                f"streaming at {speed:g}x real time")
 
-    parts = assemble(cfg)
+    # The stream's timestamps are simulated time, ahead of the wall clock at speed > 1.
+    def sim_clock() -> datetime:
+        return feeder.sim_now().replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+    parts = assemble(cfg, monitor=True, clock=sim_clock)
+    _warm_up(parts, sim_clock(), timedelta(hours=history))
     stop = threading.Event()
     feeder_thread = threading.Thread(target=feeder.run, args=(stop,), name="feeder",
                                      daemon=True)
@@ -118,10 +150,6 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     if duration:
         threading.Timer(duration, stop.set).start()
     try:
-        # The stream's timestamps are simulated time, ahead of the wall clock at speed > 1.
-        def sim_clock() -> datetime:
-            return feeder.sim_now().replace(tzinfo=SHANGHAI).astimezone(UTC)
-
         run_daemon(parts, lease_for(parts.store.engine), stop=stop, clock=sim_clock)
     finally:
         stop.set()
@@ -130,6 +158,18 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
         engine.dispose()
         click.echo(_status_table(parts, feeder))
         click.echo(f"state and order databases kept in {directory}")
+
+
+def _warm_up(parts: Any, now: datetime, history: timedelta) -> None:
+    """Count the backfilled history and learn baselines from it, as `learn` would, so
+    detection is not cold when the live stream starts."""
+    from .detect.stage import learn_from_store
+
+    parts.take_lead(now)
+    while not parts.pipeline.poll(now).caught_up:
+        pass
+    learned = learn_from_store(parts.stage, now - history, now)
+    click.echo(f"  counted and learned from {learned} historical cancellations")
 
 
 def _print_status(parts: Any, feeder: Any, stop: threading.Event, every: float) -> None:
@@ -158,6 +198,18 @@ def _status_table(parts: Any, feeder: Any) -> str:
         name = f"{CATEGORY_NAMES_ZH.get(cat, cat)} {cat}"
         lines.append(f"  {name:<32} {int(n):>7}  {100 * n / total:5.1f}%")
     lines.append(f"  {'total counted':<32} {int(sum(per_category.values())):>7}")
+    active = parts.stage.detector.active() if parts.stage else []
+    for sig in active:
+        scope = ", ".join(f"{k}={v}" for k, v in sig.labels.items() if k != "category")
+        name = CATEGORY_NAMES_ZH.get(sig.category, sig.category)
+        lines.append(f"  ALERT {sig.kind} {name} {sig.category} {scope}".rstrip()
+                     + f": {sig.observed:g} in {sig.window_seconds / 60:g} min, "
+                     f"expected {sig.expected:.1f}")
+        for c in sig.contributors[:2]:
+            lines.append(f"        {c.dimension} {c.value}: {c.observed:g}, "
+                         f"expected {c.expected:.1f}")
+    if not active:
+        lines.append("  alerts: none firing")
     lines.append(f"  excluded (tests, bulk ops) {int(excluded)}, repeated callbacks/"
                  f"overlap skipped {int(duplicates)}")
     return "\n".join(lines)

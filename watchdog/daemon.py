@@ -23,6 +23,7 @@ from .lease import Lease
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
 from .rules.watch import ReloadOnChange, RuleFileWatcher
+from .tick import after_poll
 from .web import Health, start_http_server
 from .wiring import Parts, load_configured_rules, rule_paths
 
@@ -65,13 +66,16 @@ class Poller:
         metrics = self.parts.metrics
         while not self.stop.is_set():
             started = time.perf_counter()
+            now = self.clock()
             try:
-                report = self.parts.pipeline.poll(self.clock())
+                report = self.parts.pipeline.poll(now)
             except PollFailed as exc:
                 self._back_off(exc)
+                after_poll(self.parts, None, now)
                 return False
             finally:
                 metrics.poll_duration.observe(time.perf_counter() - started)
+            after_poll(self.parts, report, now)
             self.failures, self.retry_at = 0, None
             metrics.last_success.set(time.time())
             self.health.ok()
@@ -135,12 +139,19 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     poller.on_report = on_report
     scheduler = BackgroundScheduler(timezone=UTC)
     renew = cfg.state.lease_interval.total_seconds()
-    scheduler.add_job(_renew_lease, "interval", seconds=renew, id="lease", args=[parts, lease,
-                      health], max_instances=1, coalesce=True, next_run_time=utcnow())
+    scheduler.add_job(_renew_lease, "interval", seconds=renew, id="lease",
+                      args=[parts, lease, health, clock], max_instances=1, coalesce=True,
+                      next_run_time=utcnow())
     scheduler.add_job(poller, "interval", seconds=interval, id="poll", max_instances=1,
                       coalesce=True, next_run_time=utcnow())
     scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts],
                       max_instances=1, coalesce=True)
+    if parts.alerting is not None:
+        delivery = cfg.alerting.delivery.check_interval.total_seconds()
+        scheduler.add_job(_deliver, "interval", seconds=delivery, id="deliver",
+                          args=[parts, health], max_instances=1, coalesce=True)
+        scheduler.add_job(_digest, "interval", minutes=1, id="digest",
+                          args=[parts, health, clock], max_instances=1, coalesce=True)
     # Rule files are watched: a settled change is loaded within RULES_WATCH_SECONDS and
     # used from the next poll on (a poll in progress keeps the ruleset it started with).
     rules_watch = ReloadOnChange(RuleFileWatcher(rule_paths(cfg)), lambda: reload_rules(parts))
@@ -161,25 +172,34 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
         scheduler.shutdown(wait=True)  # lets a running poll finish its current page
         lease.release()
         server.stop()
-        parts.close()
+        parts.close(clock())
     log.info("stopped")
     return 0
 
 
 def run_once(parts: Parts) -> PollReport:
-    """One poll cycle (for cron and tests); raises PollFailed."""
+    """One cycle for cron and tests: poll, detect, alert, deliver; raises PollFailed."""
+    now = utcnow()
+    parts.take_lead(now)
     started = time.perf_counter()
     try:
-        report = parts.pipeline.poll(utcnow())
+        report = parts.pipeline.poll(now)
+    except PollFailed:
+        after_poll(parts, None, now)
+        raise
     finally:
         parts.metrics.poll_duration.observe(time.perf_counter() - started)
+    after_poll(parts, report, now)
+    if parts.alerting is not None:
+        parts.alerting.deliver_pending(wait_for=True)
     return report
 
 
-def _renew_lease(parts: Parts, lease: Lease, health: Health) -> None:
+def _renew_lease(parts: Parts, lease: Lease, health: Health,
+                 clock: Callable[[], datetime]) -> None:
     leader = lease.try_acquire()
     if leader and not health.leader:
-        parts.take_lead()
+        parts.take_lead(clock())
         log.info("role", role="leader")
     elif health.leader and not leader:
         parts.step_down()
@@ -189,9 +209,21 @@ def _renew_lease(parts: Parts, lease: Lease, health: Health) -> None:
     health.leader = leader
 
 
+def _deliver(parts: Parts, health: Health) -> None:
+    if health.leader and parts.alerting is not None:
+        parts.alerting.deliver_pending(wait_for=False)
+
+
+def _digest(parts: Parts, health: Health, clock: Callable[[], datetime]) -> None:
+    if health.leader and parts.alerting is not None:
+        parts.alerting.send_digest(clock())
+
+
 def _prune(parts: Parts) -> None:
     before = utcnow() - parts.cfg.state.retention
     events, keys = parts.store.prune(before)
+    if parts.alerting is not None:
+        parts.alerting.outbox.prune(before)
     if events or keys:
         log.info("pruned", events=events, dedupe_keys=keys, before=before.isoformat())
 

@@ -85,6 +85,9 @@ class Metrics:
         Info("watchdog_build", "Build information.", registry=r).info(
             {"version": __version__, "python": platform.python_version()})
 
+        for stage in POLL_STAGES:
+            self.poll_errors.labels(stage=stage)
+
     def add(self, counts: Mapping[CounterKey, int]) -> None:
         """Apply counter increments (as committed to the state database)."""
         self.ledger.add(counts)

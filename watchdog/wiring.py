@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from .config import Config
+from .detect.stage import DetectStage, open_stage
 from .labels import LabelPolicy
 from .metrics import Metrics
 from .model import EXCLUDE
@@ -15,6 +19,9 @@ from .pipeline import Pipeline
 from .rules import RuleSet, load_rules
 from .source import OrderSource
 from .store import StateStore
+
+if TYPE_CHECKING:
+    from .notifiers.worker import Alerting
 
 
 @dataclass
@@ -25,17 +32,28 @@ class Parts:
     store: StateStore
     source: OrderSource
     pipeline: Pipeline
+    alerting: Alerting | None = None
+    """Alert lifecycle and delivery (the daemon and `run --once`; not replay)."""
+    stage: DetectStage | None = None
+    """Detection, opened from the saved state when this replica takes the lead."""
 
-    def take_lead(self) -> None:
-        """Become the replica that counts: export the committed totals from now on."""
+    def take_lead(self, now: datetime) -> None:
+        """Become the replica that counts and detects, from the committed state."""
         self.metrics.ledger.activate(self.store.counters())
+        if self.alerting is not None:
+            self.stage = open_stage(self.cfg, self.store, now)
         self.metrics.leader.set(1)
 
     def step_down(self) -> None:
         self.metrics.ledger.deactivate()
+        self.stage = None
         self.metrics.leader.set(0)
 
-    def close(self) -> None:
+    def close(self, now: datetime | None = None) -> None:
+        if self.stage is not None and now is not None:
+            self.stage.save(now)
+        if self.alerting is not None:
+            self.alerting.close()
         self.source.close()
         self.store.close()
 
@@ -49,10 +67,13 @@ def load_configured_rules(cfg: Config) -> RuleSet:
 
 
 def assemble(cfg: Config, registry: CollectorRegistry | None = None,
-             rules: RuleSet | None = None) -> Parts:
+             rules: RuleSet | None = None, *, monitor: bool = False,
+             clock: Callable[[], datetime] | None = None) -> Parts:
     """Open the state database, load rules, prepare the source and the metrics.
 
-    The counters start exporting when this replica leads (`Parts.take_lead`).
+    The counters start exporting when this replica leads (`Parts.take_lead`). With
+    `monitor`, detection and alerting are set up too (channels are checked now: a bad
+    apprise URL raises ChannelSetupError).
 
     Raises RuleError / StateError for problems the user must fix; the order database is
     not contacted here (it may be down at start; the first poll reports that).
@@ -67,4 +88,10 @@ def assemble(cfg: Config, registry: CollectorRegistry | None = None,
     metrics.set_rules_version(rules.version)
     source = OrderSource.from_config(cfg.source)
     pipeline = Pipeline(source, store, rules, metrics, labels, cfg.source)
-    return Parts(cfg, registry, metrics, store, source, pipeline)
+    parts = Parts(cfg, registry, metrics, store, source, pipeline)
+    if monitor:
+        from .notifiers.worker import build_alerting
+
+        extra = {"clock": clock} if clock else {}
+        parts.alerting = build_alerting(cfg, store.engine, registry, **extra)
+    return parts

@@ -49,7 +49,7 @@ def make_config(db_url: str, table: str, tmp_path, **source: Any) -> Config:
 
 def build(cfg: Config) -> Parts:
     parts = assemble(cfg, CollectorRegistry(), RULES)
-    parts.take_lead()
+    parts.take_lead(NOW)
     return parts
 
 
