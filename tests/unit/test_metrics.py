@@ -19,4 +19,5 @@ def test_series_exist_at_zero_on_the_leader():
     assert r.get_sample_value("watchdog_excluded_cancellations_total",
                               {"rule": "exclude.test_order"}) == 0
     assert r.get_sample_value("watchdog_duplicate_rows_total") == 0
-    assert r.get_sample_value("watchdog_build_info") == 1
+    build = [s for f in r.collect() for s in f.samples if s.name == "watchdog_build_info"]
+    assert build and build[0].value == 1 and build[0].labels["version"]
