@@ -43,8 +43,11 @@ _KEY_SEPARATORS = re.compile(r"[_\-.\s]")
 _LIBRARY_FLOORS: Mapping[str, int] = {
     "sqlalchemy": logging.WARNING,
     "apscheduler": logging.INFO,
+    # One line per job run (every poll, every delivery check) is noise, not news.
+    "apscheduler.executors": logging.WARNING,
     "apprise": logging.INFO,
     "urllib3": logging.WARNING,
+    "httpx": logging.WARNING,
     "asyncio": logging.WARNING,
 }
 

@@ -325,7 +325,7 @@ class _Transaction:
             )
         admitted = [{"dimension": d, "value": v} for d, v in batch.admitted_labels]
         if admitted:
-            conn.execute(label_values_table.insert(), admitted)
+            _insert_missing(conn, label_values_table, admitted)
         if batch.counters:
             _increment(conn, batch.counters)
         _set_cursor(conn, self.cursor_key, batch.cursor)
@@ -383,6 +383,18 @@ def _set_cursor(conn: Connection, source: str, cursor: Cursor) -> None:
     )
     if not updated.rowcount:
         conn.execute(cursor_table.insert().values(source=source, **values))
+
+
+def _insert_missing(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows whose primary key is not there yet (another replica may have)."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    elif name == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = table.insert().prefix_with("IGNORE")
+    conn.execute(stmt, rows)
 
 
 def _increment(conn: Connection, deltas: Mapping[CounterKey, int]) -> None:

@@ -39,6 +39,8 @@ class Parts:
 
     def take_lead(self, now: datetime) -> None:
         """Become the replica that counts and detects, from the committed state."""
+        # A standby's view is as old as its start: take the leader's over.
+        self.pipeline.labels.admitted = self.store.admitted_labels()
         self.metrics.ledger.activate(self.store.counters())
         if self.alerting is not None:
             self.stage = open_stage(self.cfg, self.store, now)

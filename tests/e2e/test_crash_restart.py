@@ -71,15 +71,9 @@ class Platform:
                 ], ensure_ascii=False)
             # A few rows are committed late: their timestamp is minutes in the past.
             stamp = now - timedelta(minutes=3) if self.rng.random() < 0.1 else now
-            rows.append({
-                "id": oid, "order_no": f"NO{oid:08d}", "status": status, "remark": remark,
-                "carrier": self.rng.choice(["中国联通", "中国电信", "中国移动"]),
-                "upstream": "up1", "product": "p1", "distributor_id": "d1",
-                "province": "广东", "city": "深圳", "stage": "审核", "channel": "h5",
-                "customer_name": "张三", "id_number": "110101199003071234",
-                "phone": "13812345678", "address": "广东省深圳市南山区科技园1号",
-                "created_at": now - timedelta(hours=1), "updated_at": stamp,
-            })
+            rows.append({**self._blank(oid, now), "status": status, "remark": remark,
+                         "carrier": self.rng.choice(["中国联通", "中国电信", "中国移动"]),
+                         "updated_at": stamp})
             if cancelled:
                 self.truth[(str(oid), status)] = reason
                 self.cancelled_ids.append(oid)
@@ -89,6 +83,30 @@ class Platform:
             for oid in self.rng.sample(self.cancelled_ids, min(5, len(self.cancelled_ids))):
                 conn.execute(self.table.update().where(self.table.c.id == oid)
                              .values(updated_at=local_now()))
+
+
+    def burst(self, n: int, carrier: str, reason: str) -> None:
+        """`n` cancellations of one carrier with one reason, committed now."""
+        now = local_now()
+        rows = []
+        for _ in range(n):
+            oid, self.next_id = self.next_id, self.next_id + 1
+            rows.append({**self._blank(oid, now), "status": "已撤单", "remark": reason,
+                         "carrier": carrier})
+            self.truth[(str(oid), "已撤单")] = reason
+            self.cancelled_ids.append(oid)
+        with self.engine.begin() as conn:
+            conn.execute(self.table.insert(), rows)
+
+    @staticmethod
+    def _blank(oid: int, now: datetime) -> dict[str, object]:
+        return {
+            "id": oid, "order_no": f"NO{oid:08d}", "upstream": "up1", "product": "p1",
+            "distributor_id": "d1", "province": "广东", "city": "深圳", "stage": "审核",
+            "channel": "h5", "customer_name": "张三", "id_number": "110101199003071234",
+            "phone": "13812345678", "address": "广东省深圳市南山区科技园1号",
+            "created_at": now - timedelta(hours=1), "updated_at": now,
+        }
 
 
 def write_config(tmp_path: Path, orders_url: str, state_url: str, port: int) -> Path:
