@@ -19,7 +19,9 @@ import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .config import ConfigError, load_config
 from .lease import Lease
+from .notifiers.apprise_channel import ChannelSetupError
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
 from .rules.watch import ReloadOnChange, RuleFileWatcher
@@ -121,6 +123,22 @@ def reload_rules(parts: Parts) -> bool:
     return True
 
 
+def reload_channels(parts: Parts) -> bool:
+    """Re-read the config file's channels, routes and alerting settings; on any error
+    keep the running ones. (Other settings take effect at the next start.)"""
+    if parts.alerting is None or parts.cfg.path is None:
+        return False
+    try:
+        cfg = load_config(parts.cfg.path)
+        parts.alerting.reconfigure(cfg)
+    except (ConfigError, ChannelSetupError) as exc:
+        problems = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
+        log.error("channels_reload_refused", problems=problems)
+        return False
+    log.info("channels_reloaded", channels=sorted(cfg.channels))
+    return True
+
+
 def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = None,
                on_report: Callable[[PollReport], None] | None = None,
                install_signals: bool = True, clock: Callable[[], datetime] = utcnow) -> int:
@@ -162,7 +180,11 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: scheduler.add_job(rules_watch.force))
+        def on_hangup(*_: object) -> None:
+            scheduler.add_job(rules_watch.force)
+            scheduler.add_job(reload_channels, args=[parts])
+
+        signal.signal(signal.SIGHUP, on_hangup)
 
     scheduler.start()
     try:

@@ -72,6 +72,17 @@ class Alerting:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.channels)),
                                         thread_name_prefix="notify")
 
+    def reconfigure(self, cfg: Config) -> None:
+        """Take new channels, routes and alerting settings (SIGHUP).
+
+        Raises ChannelSetupError (or a config error) before changing anything, so a bad
+        edit leaves the running channels in place.
+        """
+        channels = build_channels(cfg)
+        routing = compile_routes(cfg.alerting, cfg.routes)
+        with self._lock:
+            self.cfg, self.channels, self.routing = cfg, channels, routing
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def evaluate(self, signals: Iterable[Signal], now: datetime | None = None,
