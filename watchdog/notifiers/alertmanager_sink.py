@@ -7,15 +7,13 @@ notifications and expires by itself if we stop; a resolved one with its real end
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
-from ..alerts.config import ChannelConfig, LinksConfig
+from ..alerts.config import LinksConfig
 from ..alerts.values import Notification
-from ..privacy import mask_url
-from .channel import Deliverable, Digest, TestMessage, UrlResult
-from .webhook_channel import annotations, post_json, rfc3339, test_notification
+from .channel import TestMessage
+from .webhook_channel import JsonPostChannel, annotations, rfc3339, test_notification
 
 
 def v2_alerts(n: Notification, language: str, links: LinksConfig, external_url: str,
@@ -34,33 +32,15 @@ def v2_alerts(n: Notification, language: str, links: LinksConfig, external_url: 
     return out
 
 
-class AlertmanagerSink:
-    def __init__(self, name: str, cfg: ChannelConfig, links: LinksConfig,
-                 external_url: str) -> None:
-        self.name = name
-        self.cfg = cfg
-        self.links = links
-        self.external_url = external_url
+class AlertmanagerSink(JsonPostChannel):
+    """POSTs to `<url>/api/v2/alerts` of a real Alertmanager."""
 
-    @property
-    def url_count(self) -> int:
-        return len(self.cfg.urls)
-
-    def deliver(self, item: Deliverable, indexes: Collection[int] | None = None
-                ) -> list[UrlResult]:
-        if isinstance(item, Digest):
-            return [UrlResult(i, mask_url(u), True, False, "skipped: digest")
-                    for i, u in enumerate(self.cfg.urls) if indexes is None or i in indexes]
+    def document(self, item: Notification | TestMessage) -> Any:
         if isinstance(item, TestMessage):
-            n = test_notification(self.name, item.at)
-            valid: timedelta = timedelta(minutes=5)
+            n, valid = test_notification(self.name, item.at), timedelta(minutes=5)
         else:
             n, valid = item, self.cfg.options.valid_for
-        doc = v2_alerts(n, self.cfg.language, self.links, self.external_url, valid)
-        timeout = self.cfg.options.timeout.total_seconds()
-        out = []
-        for i, url in enumerate(self.cfg.urls):
-            if indexes is None or i in indexes:
-                r = post_json(url.rstrip("/") + "/api/v2/alerts", doc, timeout)
-                out.append(UrlResult(i, mask_url(url), r.ok, r.permanent, r.detail))
-        return out
+        return v2_alerts(n, self.cfg.language, self.links, self.external_url, valid)
+
+    def target(self, url: str) -> str:
+        return url.rstrip("/") + "/api/v2/alerts"

@@ -107,7 +107,13 @@ def post_json(url: str, doc: Any, timeout: float) -> UrlResult:
     return UrlResult(0, safe, False, http_permanent(r.status_code), detail)
 
 
-class WebhookChannel:
+class JsonPostChannel:
+    """A channel that POSTs one JSON document per notification to each of its URLs.
+
+    Alertmanager-shaped receivers understand alerts only: a digest is skipped for them.
+    Subclasses say what document to send (`document`) and where (`target`).
+    """
+
     def __init__(self, name: str, cfg: ChannelConfig, links: LinksConfig,
                  external_url: str) -> None:
         self.name = name
@@ -119,19 +125,30 @@ class WebhookChannel:
     def url_count(self) -> int:
         return len(self.cfg.urls)
 
+    def document(self, item: Notification | TestMessage) -> Any:
+        raise NotImplementedError
+
+    def target(self, url: str) -> str:
+        return url
+
     def deliver(self, item: Deliverable, indexes: Collection[int] | None = None
                 ) -> list[UrlResult]:
+        chosen = [(i, u) for i, u in enumerate(self.cfg.urls) if indexes is None or i in indexes]
         if isinstance(item, Digest):
-            # Alertmanager bridges understand alerts only; a digest has no place there.
-            return [UrlResult(i, mask_url(u), True, False, "skipped: digest")
-                    for i, u in enumerate(self.cfg.urls) if indexes is None or i in indexes]
-        n = test_notification(self.name, item.at) if isinstance(item, TestMessage) else item
-        doc = alertmanager_payload(n, self.name, self.cfg.language, self.links,
-                                   self.external_url)
+            return [UrlResult(i, mask_url(u), True, False, "skipped: digest") for i, u in chosen]
+        doc = self.document(item)
         timeout = self.cfg.options.timeout.total_seconds()
         out = []
-        for i, url in enumerate(self.cfg.urls):
-            if indexes is None or i in indexes:
-                r = post_json(url, doc, timeout)
-                out.append(UrlResult(i, r.url, r.ok, r.permanent, r.detail))
+        for i, url in chosen:
+            r = post_json(self.target(url), doc, timeout)
+            out.append(UrlResult(i, mask_url(url), r.ok, r.permanent, r.detail))
         return out
+
+
+class WebhookChannel(JsonPostChannel):
+    """The Alertmanager webhook payload (version 4), so existing bridges work."""
+
+    def document(self, item: Notification | TestMessage) -> Any:
+        n = test_notification(self.name, item.at) if isinstance(item, TestMessage) else item
+        return alertmanager_payload(n, self.name, self.cfg.language, self.links,
+                                    self.external_url)
