@@ -12,7 +12,7 @@ import typing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .alerts.config import AlertingConfig, ChannelConfig, RouteConfig, channel_problems
-from .configtypes import Duration, Strict, parse_duration  # noqa: F401 - re-exported
+from .configtypes import Duration, Strict, TimeZoneName, parse_duration  # noqa: F401 - re-exported
 from .detect.config import DetectConfig
 from .yamlfile import Problem, YamlFileError, dotted, interpolate, load_yaml, locate
 
@@ -89,7 +89,7 @@ class SourceConfig(Strict):
         "id, status, changed_at, reason and the dimension names, and accept the bind "
         "parameters :since_ts, :since_id and :limit (see README).",
     )
-    timezone: str = Field(
+    timezone: TimeZoneName = Field(
         default="Asia/Shanghai", description="Zone of naive timestamps in the order database."
     )
     batch_size: int = Field(default=5000, ge=1, le=100_000)
@@ -108,17 +108,6 @@ class SourceConfig(Strict):
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
-                f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)"
-            ) from exc
-        return v
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceConfig:
