@@ -97,10 +97,11 @@ class Pipeline:
 
         Two phases. Forward: strictly after the stored cursor, at most
         `max_batches_per_poll` pages, so a backlog is caught up over several polls.
-        Re-read: once caught up, the last `overlap` of change time is read again, because a
-        row committed late carries a timestamp up to `overlap` in the past and may already
-        be behind the cursor. Dedupe keys make the re-read count nothing twice; it stops at
-        the cursor, so its cost is bounded by the rows in the overlap window.
+        Re-read: once caught up, the `overlap` of change time before the cursor is read
+        again, because a row committed late carries a timestamp up to `overlap` in the past
+        and may already be behind the cursor. Dedupe keys make the re-read count nothing
+        twice; it stops at the cursor, so its cost is bounded by the rows in the overlap
+        window.
         """
         rules = self.rules  # one ruleset per poll, even if a reload swaps it meanwhile
         stored = self._load_cursor()
@@ -108,9 +109,12 @@ class Pipeline:
         start = stored or Cursor(now - self.cfg.initial_lookback, None)
         caught_up = self._read(start, now, progress, rules,
                                budget=self.cfg.max_batches_per_poll)
-        recent = now - self.cfg.overlap
-        if caught_up and stored is not None and progress.cursor is not None \
-                and progress.cursor.changed_at >= recent:
+        if caught_up and stored is not None and progress.cursor is not None:
+            # A late row is stamped at most `overlap` before it turns visible, and it
+            # turns visible after the poll that moved the cursor past its stamp: so it
+            # is stamped after cursor - overlap. (From now - overlap, as before, a quiet
+            # spell longer than the overlap skipped rows committed just before it ended.)
+            recent = min(now, progress.cursor.changed_at) - self.cfg.overlap
             self._read(Cursor(recent, None), now, progress, rules, until=progress.cursor,
                        rereading=True)
         orders: tuple[tuple[OrderCount, ...], datetime, datetime] | None = None

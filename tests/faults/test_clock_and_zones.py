@@ -111,3 +111,26 @@ def test_more_rows_on_one_timestamp_than_a_page_holds(tmp_path, request, dialect
             parts.close()
     finally:
         platform.drop()
+
+
+def test_a_late_commit_after_a_quiet_spell_is_counted(tmp_path):
+    """The newest cancellation is older than the overlap when a row stamped just before
+    it turns visible, 9 min 50 s late (overlap 10 min, polls every 30 s)."""
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    platform = Platform(url, "orders")
+    parts = parts_for(tmp_path, url, "orders")
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+    def local(t: datetime) -> datetime:
+        return t.astimezone(SHANGHAI).replace(tzinfo=None)
+
+    try:
+        platform.insert([platform.row(1, "已撤单", "客户主动取消", local(t0))])
+        parts.pipeline.poll(t0 + timedelta(seconds=1))
+        platform.insert([platform.row(2, "已撤单", "客户拒收", local(t0 - timedelta(seconds=1)))])
+        parts.pipeline.poll(t0 + timedelta(minutes=10, seconds=5))
+        assert set(stored_events(parts)) == {"1", "2"}
+        assert committed(parts) == platform.expected()
+    finally:
+        parts.close()
+        platform.drop()
