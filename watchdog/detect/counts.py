@@ -1,0 +1,266 @@
+"""Count tests of the detector: spikes and steps on every series, one signal per incident.
+
+A mixin of `Detector` (its state lives there); split out because it is the largest job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from ..model import Signal
+from .common import SPIKE, STEP, Finding, ekey, fraction, minutes_of, series_key
+from .drilldown import contributors, describe, samples
+from .episodes import Transition
+from .recent import RecentEvent
+from .series import ALL, ORDERS, OTHER, Series, SeriesKey, labels_of
+from .spike import Thresholds, count_test, traffic_factor
+from .stats import score
+
+
+class CountTests:
+    def _counts(self, now: datetime, nowm: int, offset: int, learn_until: int,
+                keep_from: int) -> list[Transition]:
+        cfg = self.cfg
+        frac = fraction(now)
+        step_cfg = cfg.step
+        step_th = Thresholds(step_cfg.min_count, step_cfg.min_ratio, 0.0, step_cfg.alpha)
+        spikes: dict[SeriesKey, Finding] = {}
+        steps: dict[SeriesKey, Finding] = {}
+        abnormal: set[tuple[str, SeriesKey]] = set()
+        open_keys = self._alerting
+        for key, s in self.series.items():
+            cat = key[0]
+            if cat in (ALL, ORDERS) or not cfg.category_enabled(cat):
+                continue
+            th = self._threshold(cat)
+            watched = key in open_keys
+            if s.total < min(th.min_count, step_th.min_count) and not watched:
+                continue
+            self._catch_up(key, learn_until, offset, keep_from)
+            for kind, window, t_th, found in (
+                (SPIKE, self.w_spike, th, spikes),
+                (STEP, self.w_step, step_th, steps),
+            ):
+                if kind == STEP and not step_cfg.enabled:
+                    continue
+                first = nowm - window + 1
+                n = s.count(first, nowm)
+                if n < t_th.min_count and not watched:
+                    continue
+                raw = s.expected(first, nowm, frac, offset)
+                if raw is None:
+                    continue
+                g = self._traffic(key, first, nowm, frac, offset, learn_until, keep_from, n, raw)
+                test = count_test(n, raw * g, s.baseline.dispersion, t_th)
+                if test.fires and kind == STEP and not self._tail_elevated(s, nowm, frac,
+                                                                           offset, g):
+                    test = replace(test, fires=False)
+                if test.fires:
+                    found[key] = Finding(key, test, raw)
+                elif test.abnormal:
+                    abnormal.add((kind, key))
+        steps = self._sustained(steps, now)
+        # a shift inside a category already alerting as a spike is that spike's tail
+        spiking = {k[0] for k in self._alerting if (SPIKE, k) in self._open_kinds()} | {
+            k[0] for k in spikes} | {
+            c for c, t in self.spike_ended.items() if now - t < step_cfg.window}
+        steps = {k: f for k, f in steps.items()
+                 if k[0] not in spiking or self.episodes.is_open(ekey(STEP, k))}
+        out: list[Transition] = []
+        for kind, found, window in ((SPIKE, spikes, self.w_spike), (STEP, steps, self.w_step)):
+            chosen = self._choose(found, nowm - window + 1)
+            for key, f in found.items():
+                ek = ekey(kind, key)
+                if key not in chosen and not self.episodes.is_open(ek):
+                    continue
+                signal = self._signal(kind, key, f, now, window)
+                if self.paused and self._paused(signal, f, nowm, window):
+                    self.episodes.still_abnormal(ek)
+                    continue
+                t = self.episodes.fire(signal, now,
+                                       lambda sig, f=f, w=window: self._enrich(sig, f, nowm, w))
+                if t:
+                    out.append(t)
+            out += self._normals(kind, found, abnormal, now, window)
+        self._accept_steps(now, nowm, offset)
+        return out
+
+    def _tail_elevated(self, s: Series, nowm: int, frac: float, offset: int, g: float) -> bool:
+        """A step is sustained: the last `sustain` of the window is elevated too (a burst
+        that already ended leaves the long window high, but not its tail)."""
+        first = nowm - minutes_of(self.cfg.step.sustain) + 1
+        mu = s.expected(first, nowm, frac, offset)
+        return mu is not None and s.count(first, nowm) >= self.cfg.step.min_ratio * mu * g
+
+    def _paused(self, signal: Signal, f: Finding, nowm: int, window: int) -> bool:
+        """In a maintenance window for the series, or for its main contributor (an
+        announced carrier maintenance shows as category overall, carrier on top)."""
+        assert self.paused is not None
+        if self.paused(signal.labels, signal.at):
+            return True
+        rich = self._enrich(signal, f, nowm, window)
+        if not rich.contributors:
+            return False
+        top = rich.contributors[0]
+        return self.paused({**signal.labels, top.dimension: top.value}, signal.at)
+
+    def _sustained(self, steps: dict[SeriesKey, Finding], now: datetime
+                   ) -> dict[SeriesKey, Finding]:
+        for key in [k for k in self.step_since if k not in steps]:
+            del self.step_since[key]
+        sustain = self.cfg.step.sustain
+        out = {}
+        for key, f in steps.items():
+            since = self.step_since.setdefault(key, now)
+            if now - since >= sustain:
+                out[key] = f
+        return out
+
+    def _accept_steps(self, now: datetime, nowm: int, offset: int) -> None:
+        """A shift that has lasted `accept_after` is the new normal: the series' baseline
+        is rescaled to the last step window, and the episode resolves once that holds."""
+        for ep in list(self.episodes.items.values()):
+            if ep.kind not in (SPIKE, STEP) or now - ep.started_at < self.cfg.step.accept_after:
+                continue
+            key = series_key(dict(ep.labels))
+            s = self.series.get(key)
+            if s is None or ep.id in self.accepted:
+                continue
+            first = nowm - self.w_step + 1
+            mu = s.expected(first, nowm, fraction(now), offset)
+            n = s.count(first, nowm)
+            self.accepted.add(ep.id)
+            if mu and n > mu:
+                s.baseline.scale *= n / mu
+                self.dirty.add(key)
+                self.step_since.pop(key, None)
+
+    def _traffic(self, key: SeriesKey, first: int, last: int, frac: float, offset: int,
+                 learn_until: int, keep_from: int, n: int, raw: float) -> float:
+        _, d, v = key
+        others_n, others_mu = 0.0, 0.0
+        all_s = self._catch_up((ALL, d, v), learn_until, offset, keep_from)
+        if all_s is not None:
+            mu_all = all_s.expected(first, last, frac, offset)
+            if mu_all is not None:
+                others_n = all_s.count(first, last) - n
+                others_mu = max(mu_all - raw, 0.0)
+        orders_n = orders_mu = None
+        ord_s = self._catch_up((ORDERS, d, v), learn_until, offset, keep_from)
+        if ord_s is not None:
+            mu_o = ord_s.expected(first, last, frac, offset)
+            if mu_o is not None:
+                orders_n, orders_mu = float(ord_s.count(first, last)), mu_o
+        g = traffic_factor(others_n, others_mu, orders_n, orders_mu)
+        if d:
+            # a slice with little history of its own: expect the platform's usual mix of
+            # whatever else it cancels now (a promotion burst of one distributor)
+            share = self._usual_share(key[0], first, last, frac, offset)
+            if share is not None and others_n > 0 and raw > 0:
+                g = max(g, others_n * share / (1 - share) / raw)
+        return g
+
+    def _usual_share(self, category: str, first: int, last: int, frac: float,
+                     offset: int) -> float | None:
+        c = self.series.get((category, "", ""))
+        a = self.series.get((ALL, "", ""))
+        if c is None or a is None:
+            return None
+        mu_c = c.expected(first, last, frac, offset)
+        mu_a = a.expected(first, last, frac, offset)
+        if not mu_c or not mu_a:
+            return None
+        return min(mu_c / mu_a, 0.95)
+
+    def _choose(self, found: Mapping[SeriesKey, Finding], first: int) -> set[SeriesKey]:
+        """One signal per incident: a category's overall series wins over its slices;
+        otherwise the strongest slice, and further slices only if their events are
+        mostly not the chosen ones' (the product that is also an upstream's only)."""
+        chosen: set[SeriesKey] = set()
+        by_cat: dict[str, list[SeriesKey]] = {}
+        for key in found:
+            by_cat.setdefault(key[0], []).append(key)
+        for cat, keys in by_cat.items():
+            if (cat, "", "") in found:
+                chosen.add((cat, "", ""))
+                continue
+            keys.sort(key=lambda k: found[k].test.p)
+            events = self.recent.window(cat, first)
+            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat]
+            for key in keys:
+                mine = [e for e in events if self._matches(e, key)]
+                if any(sum(1 for e in mine if self._matches(e, o)) >= 0.5 * max(len(mine), 1)
+                       for o in picked):
+                    continue
+                picked.append(key)
+            chosen.update(picked)
+        return chosen
+
+    def _matches(self, e: RecentEvent, key: SeriesKey) -> bool:
+        _, d, v = key
+        if not d:
+            return True
+        raw = e.dims[self._dim_index[d]]
+        if v == OTHER:
+            return bool(raw) and raw not in self.topk[d].admitted
+        return raw == v
+
+    def _normals(self, kind: str, found: Mapping[SeriesKey, Finding],
+                 abnormal: set[tuple[str, SeriesKey]], now: datetime, window: int
+                 ) -> list[Transition]:
+        out = []
+        resolve_after = self.cfg.resolve_after or timedelta(minutes=window)
+        for ek, ep in list(self.episodes.items.items()):
+            if ep.kind != kind:
+                continue
+            key = series_key(dict(ep.labels))
+            if key in found:
+                continue
+            if (kind, key) in abnormal:
+                self.episodes.still_abnormal(ek)
+                continue
+            t = self.episodes.normal(ek, now, resolve_after)
+            if t:
+                out.append(t)
+        return out
+
+    def _signal(self, kind: str, key: SeriesKey, f: Finding, now: datetime,
+                window: int) -> Signal:
+        t = f.test
+        severity = "critical" if t.ratio >= 10 and t.observed >= 50 else "warning"
+        return Signal(kind, labels_of(key), now, True, float(t.observed), round(t.expected, 2),
+                      window * 60.0, severity, round(score(t.p), 1))
+
+    def _enrich(self, sig: Signal, f: Finding, nowm: int, window: int) -> Signal:
+        key = f.key
+        cat, d, _ = key
+        first = nowm - window + 1
+        events = [e for e in self.recent.window(cat, first) if self._matches(e, key)]
+        overall = self.series.get((cat, "", ""))
+        frac_now = 1.0
+        offset = self._offset(sig.at)
+        mu_overall = overall.expected(first, nowm, frac_now, offset) if overall else None
+        factor = sig.expected / mu_overall if mu_overall else 0.0
+
+        def expected_for(dim: str, value: str) -> float:
+            tk = self.topk[dim]
+            sv = tk.series_value(value)
+            s = self.series.get((cat, dim, sv))
+            mu = s.expected(first, nowm, frac_now, offset) if s else None
+            if mu is None:
+                return 0.0
+            if sv == OTHER:
+                mu *= tk.pooled_share(value)
+            return mu * factor
+
+        contribs = contributors(events, self.dims, d, sig.observed, sig.expected, expected_for)
+        top = contribs[0] if contribs else None
+        what = f"{cat}" + (f" ({d} {key[2]})" if d else "")
+        text = (f"{sig.kind}: {what} {sig.observed:g} in {window} min, expected "
+                f"{sig.expected:g}")
+        if top:
+            text += "; " + "; ".join(describe(c) for c in contribs)
+        return replace(sig, contributors=contribs, samples=samples(events, self.dims, top),
+                       summary=text)
