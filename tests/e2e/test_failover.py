@@ -23,9 +23,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.helpers import free_port, metric_samples, wait_for
-from tests.e2e.test_crash_restart import Platform
+from tests.orderstream import Platform, Writer
 from watchdog.config import load_config
-from watchdog.demo_db import create_order_db
 from watchdog.detect.stage import DetectStage, build_detector
 from watchdog.detect.state import save_detector
 from watchdog.model import Cancellation, Classified, Verdict
@@ -149,8 +148,7 @@ def counted(port: int) -> int:
 
 
 def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database):
-    engine = create_order_db(database)
-    platform = Platform(engine, seed=11)
+    platform = Platform(database, "orders", seed=11)
     receiver = Receiver()
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(url=database, receiver=receiver.port), encoding="utf-8")
@@ -160,14 +158,6 @@ def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database
 
     a = start(config, port_a, log_a)
     b: subprocess.Popen[bytes] | None = None
-    stop_writing = threading.Event()
-
-    def write_stream() -> None:
-        while not stop_writing.is_set():
-            platform.round(size=5)
-            stop_writing.wait(0.1)
-
-    writer = threading.Thread(target=write_stream)
     try:
         wait_for(lambda: leader(port_a), 60, "replica A to lead", log_a)
         b = start(config, port_b, log_b)
@@ -175,20 +165,17 @@ def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database
                              for n, _, v in metric_samples(port_b)), 60,
                  "replica B to stand by", log_b)
         assert counted(port_b) == 0  # a standby exports no counts of its own
-        writer.start()
-        wait_for(lambda: counted(port_a) > 0, 60, "A counting", log_a)
-
-        # A carrier outage: a burst of system faults, then the leader dies at once.
-        platform.burst(60, "中国联通", "BSS系统异常，调用CRM接口超时")
-        wait_for(lambda: sample(port_a, "watchdog_cancellations_total",
-                                category="system_fault") > 0, 60, "A to see the burst", log_a)
-        a.send_signal(signal.SIGKILL)
-        a.wait(10)
-        wait_for(lambda: leader(port_b), 10, "B to take over within two lease intervals",
-                 log_b)
-
-        stop_writing.set()
-        writer.join(30)
+        with Writer(platform, every=0.1):
+            wait_for(lambda: counted(port_a) > 0, 60, "A counting", log_a)
+            # A carrier outage: a burst of system faults, then the leader dies at once.
+            platform.burst(60, "中国联通", "BSS系统异常，调用CRM接口超时")
+            wait_for(lambda: sample(port_a, "watchdog_cancellations_total",
+                                    category="system_fault") > 0, 60, "A to see the burst",
+                     log_a)
+            a.send_signal(signal.SIGKILL)
+            a.wait(10)
+            wait_for(lambda: leader(port_b), 10, "B to take over within two lease intervals",
+                     log_b)
         expected = len(platform.truth)
         wait_for(lambda: counted(port_b) == expected, 90, "B's counts to equal the truth",
                  log_b)
@@ -197,9 +184,6 @@ def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database
         wait_for(lambda: sample(port_b, "watchdog_outbox_pending") == 0, 90,
                  "the outbox to drain", log_b)
     finally:
-        stop_writing.set()
-        if writer.is_alive():
-            writer.join(30)
         for p in (a, b):
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -211,7 +195,7 @@ def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database
     with state.connect() as conn:
         rows = conn.execute(sa.text("SELECT order_id, status FROM watchdog_events")).all()
     state.dispose()
-    engine.dispose()
+    platform.engine.dispose()
     assert len(rows) == len(set(rows)) == len(platform.truth)
     assert {(r.order_id, r.status) for r in rows} == set(platform.truth)
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.faults.inprocess import committed, parts_for, poll_until_caught_up
-from tests.faults.orderstream import Platform, local_now
+from tests.orderstream import Platform, local_now
 from watchdog.model import Cursor
 from watchdog.store import events_table
 

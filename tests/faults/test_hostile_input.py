@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from prometheus_client import generate_latest
 
 from tests.faults.inprocess import committed, parts_for, poll_until_caught_up
-from tests.faults.orderstream import ID_NUMBER, PHONE, Platform, local_now
+from tests.orderstream import ID_NUMBER, PHONE, Platform, local_now
 from watchdog.config import ConfigError, load_config
 from watchdog.rules import RuleError, load_rules
 from watchdog.store import events_table

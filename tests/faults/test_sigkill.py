@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.helpers import free_port, wait_for
-from tests.faults.orderstream import (
+from tests.orderstream import (
     ID_NUMBER,
     Platform,
     Writer,

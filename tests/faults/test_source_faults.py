@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.helpers import free_port, wait_for
-from tests.faults.orderstream import (
+from tests.faults.throwaway_pg import ThrowawayPostgres
+from tests.orderstream import (
     ID_NUMBER,
     Platform,
     Writer,
@@ -29,7 +30,6 @@ from tests.faults.orderstream import (
     stop_daemon,
     write_config,
 )
-from tests.faults.throwaway_pg import ThrowawayPostgres
 
 pytestmark = pytest.mark.slow
 

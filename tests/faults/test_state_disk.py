@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.faults.orderstream import Platform
+from tests.orderstream import Platform
 from watchdog.config import load_config
 from watchdog.pipeline import PollFailed
 from watchdog.store import events_table, seen_table

@@ -1,4 +1,4 @@
-"""Shared by the fault tests: a platform writing orders, a daemon process, its metrics.
+"""Shared by the e2e and fault tests: a platform writing orders, a daemon process, its metrics.
 
 The platform remembers the ground truth (every distinct (order id, status) it cancelled
 and the reason), so a test can compare what the watchdog counted with what happened.
@@ -81,6 +81,14 @@ class Platform:
             # Only what committed is truth: a failed transaction raised above.
             self.truth.update(truth)
             self.cancelled_ids.extend(int(k[0]) for k in truth)
+
+    def burst(self, n: int, carrier: str, reason: str) -> None:
+        """`n` cancellations of one carrier with one reason, committed now (an incident)."""
+        now = local_now()
+        with self.lock:
+            first, self.next_id = self.next_id, self.next_id + n
+        self.insert([self.row(oid, "已撤单", reason, now, carrier=carrier)
+                     for oid in range(first, first + n)])
 
     def row(self, oid: int, status: str, remark: str | bytes | None, stamp: datetime,
             **extra: object) -> dict[str, object]:
