@@ -198,6 +198,8 @@ def _status_table(parts: Any, feeder: Any) -> str:
         name = f"{CATEGORY_NAMES_ZH.get(cat, cat)} {cat}"
         lines.append(f"  {name:<32} {int(n):>7}  {100 * n / total:5.1f}%")
     lines.append(f"  {'total counted':<32} {int(sum(per_category.values())):>7}")
+    lines.append(f"  excluded (tests, bulk ops) {int(excluded)}, repeated callbacks/"
+                 f"overlap skipped {int(duplicates)}")
     active = parts.stage.detector.active() if parts.stage else []
     for sig in active:
         scope = ", ".join(f"{k}={v}" for k, v in sig.labels.items() if k != "category")
@@ -210,6 +212,4 @@ def _status_table(parts: Any, feeder: Any) -> str:
                          f"expected {c.expected:.1f}")
     if not active:
         lines.append("  alerts: none firing")
-    lines.append(f"  excluded (tests, bulk ops) {int(excluded)}, repeated callbacks/"
-                 f"overlap skipped {int(duplicates)}")
     return "\n".join(lines)
