@@ -9,6 +9,7 @@ for the month recorded in docs/detection.md) through the daemon's detection stag
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -84,9 +85,9 @@ class Case:
     hours: float = HOURS
     alerting: dict | None = None
     max_delay: timedelta = 2 * POLL
-    """From the first symptom. Two polls for acute incidents; slow-onset ones (a pool
-    that empties order by order, a 30% policy share, abuse at 3 orders a minute) carry
-    the bound they meet today, recorded in docs/detection.md."""
+    """From the first symptom (for silence: from when the gap became abnormal, see
+    `_silence_onset`). The issue's floor is two polls; a case that cannot meet it says
+    why next to its own bound (docs/detection.md)."""
 
 
 INCIDENTS = [
@@ -95,25 +96,34 @@ INCIDENTS = [
     Case("2 upstream signature break",
          (UpstreamSignatureBreak("华南号卡联盟", ONSET, timedelta(minutes=30)),),
          ("system_fault",), ("upstream", "华南号卡联盟")),
+    # NOT at the floor: the gap is abnormal seconds after the busy upstream's last event,
+    # but silence waits for detect.silence.min_gap (10 min): at 2-5 min the small carrier
+    # and upstream (广电) raise false silences on a clean stream.
     Case("2b upstream callbacks stop", (UpstreamSilence("号卡云仓", ONSET, timedelta(hours=2)),),
-         ("system_fault",), ("upstream", "号卡云仓"), kinds=("silence",)),
+         ("system_fault",), ("upstream", "号卡云仓"), kinds=("silence",),
+         max_delay=timedelta(minutes=10)),
     Case("3 number pool exhausted",
          (NumberPoolExhausted("联通大王卡29元", ONSET, timedelta(hours=2)),),
-         ("supply_shortage",), ("product", "联通大王卡29元"),
-         max_delay=timedelta(minutes=10)),
+         ("supply_shortage",), ("product", "联通大王卡29元")),
+    # Two polls after the first symptom there are 2 policy rejections on 中国移动 (at
+    # 0.3 of its reviews); the cluster test needs 3 never-seen compliance wordings on one
+    # carrier (2 fire about once a week on a clean stream), which is 2.5 polls here.
     Case("4 policy step change", (PolicyChange("中国移动", ONSET, None, None, 0.3),),
-         ("compliance",), ("carrier", "中国移动"), max_delay=timedelta(minutes=25)),
+         ("compliance",), ("carrier", "中国移动"), max_delay=timedelta(minutes=3)),
     Case("5 regional pause", (RegionalPause("河南", ONSET, timedelta(hours=1)),),
          ("compliance",), ("province", "河南")),
     Case("6 product takedown", (ProductTakedown("联通王卡19元", ONSET),),
          ("supply_shortage",), ("product", "联通王卡19元")),
     Case("7 distributor abuse", (DistributorAbuse(ABUSER, ONSET, timedelta(hours=1)),),
+         # NOT at the floor: two polls after the first symptom the abuser has 2
+         # cancellations (one compliance, one duplicate, ~1 a minute at first); no count
+         # test can tell 2 events of one of 2,000 distributors from chance. Found by its
+         # new wordings and its count.
          ("compliance", "duplicate"), ("distributor", ABUSER),
          max_delay=timedelta(minutes=25)),
     Case("8 form bug (one distributor)",
          (FormBug(FORM_BUG_DISTRIBUTOR, ONSET, timedelta(hours=1)),),
-         ("operator_error",), ("distributor", FORM_BUG_DISTRIBUTOR),
-         max_delay=timedelta(minutes=5)),
+         ("operator_error",), ("distributor", FORM_BUG_DISTRIBUTOR)),
 ]
 
 BENIGN = [
@@ -160,6 +170,20 @@ def _matches(t: Transition, case: Case) -> bool:
         (c.dimension, c.value) for c in s.contributors]
 
 
+ABNORMAL_GAP = math.log(1000)
+"""Expected events in a gap with a 0.1% chance of being empty: an upstream's silence is
+abnormal from then on (at 3 events a minute, 2.3 minutes after its last event)."""
+
+
+def _silence_onset(t: Transition) -> datetime:
+    """When the gap became abnormal: its last event plus the time in which the baseline
+    expected ABNORMAL_GAP events (the signal carries the gap and its expectation)."""
+    gap = t.signal.window_seconds
+    rate = t.signal.expected / gap if gap else 0.0
+    last = t.signal.at - timedelta(seconds=gap)
+    return last + timedelta(seconds=ABNORMAL_GAP / rate) if rate > 0 else t.signal.at
+
+
 def _first_symptom(case: Case) -> datetime:
     """When the first cancellation caused by the incident became visible."""
     from watchdog.simulate import generate
@@ -182,7 +206,10 @@ def test_incident_detected(case: Case, warm_state, tmp_path: Path) -> None:
     false = [t for t in transitions if t.status == "firing" and not _matches(t, case)
              and (t.signal.at < onset or t.signal.category not in case.categories)]
     first = hits[0] if hits else None
-    symptom = _first_symptom(case) if first and case.kinds != ("silence",) else onset
+    symptom = onset
+    if first:
+        silence = case.kinds == ("silence",)
+        symptom = _silence_onset(first) if silence else _first_symptom(case)
     delay = (first.signal.at - onset) if first else None
     sdelay = (first.signal.at - symptom) if first else None
     top = first.signal.contributors[0] if first and first.signal.contributors else None
@@ -193,11 +220,10 @@ def test_incident_detected(case: Case, warm_state, tmp_path: Path) -> None:
                  + " ".join(f"{k}={v}" for k, v in scope.items())
                  + (f" | top {top.dimension} {top.value}: {top.observed:g} of "
                     f"{first.signal.observed:g}, expected {top.expected:g}" if top else ""))
-    ok = first is not None and (case.kinds == ("silence",) or sdelay <= case.max_delay)
+    ok = first is not None and sdelay <= case.max_delay
     ROWS.append(Row(case.name, _fmt(delay), _fmt(sdelay), len(false), drill, ok))
     assert first is not None, f"{case.name}: not detected; got {_brief(transitions)}"
-    if case.kinds != ("silence",):
-        assert sdelay <= case.max_delay, f"{case.name}: detected {sdelay} after first symptom"
+    assert sdelay <= case.max_delay, f"{case.name}: detected {sdelay} after first symptom"
     for t in transitions:  # samples quote reasons: never a whole phone or ID number
         assert not any(re.search(r"\d{11}", x) for x in t.signal.samples)
 

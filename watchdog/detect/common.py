@@ -42,6 +42,8 @@ class Finding:
     key: SeriesKey
     test: CountTest
     raw_expected: float
+    window: int = 0
+    """Minutes of the window that fired, when not the kind's own (a slice's short window)."""
 
 
 def ekey(kind: str, key: SeriesKey) -> EpisodeKey:

@@ -26,6 +26,12 @@ class SpikeConfig(Strict):
                               description="Observed - expected must reach this.")
     alpha: float = Field(default=1e-6, gt=0, lt=1,
                          description="Tail probability (negative binomial) to alert at.")
+    slice_window: Duration = Field(
+        default=timedelta(minutes=3),
+        description="A slice (one carrier, product, distributor...) is also tested on this "
+        "shorter window: its own baseline is tiny, so a few events are already significant.")
+    slice_min_count: int = Field(default=5, ge=1,
+                                 description="Never alert a slice's short window below this.")
 
 
 class CategoryThresholds(Strict):
@@ -35,6 +41,7 @@ class CategoryThresholds(Strict):
     min_ratio: float | None = Field(default=None, ge=1.0)
     min_excess: float | None = Field(default=None, ge=0.0)
     alpha: float | None = Field(default=None, gt=0, lt=1)
+    slice_min_count: int | None = Field(default=None, ge=1)
     enabled: bool = Field(default=True, description="false: never alert on this category.")
 
 
@@ -64,6 +71,23 @@ class TemplatesConfig(Strict):
     learn_for: Duration = Field(
         default=timedelta(days=1),
         description="No template alerts until templates have been learned this long.")
+    cluster_window: Duration = Field(
+        default=timedelta(minutes=5),
+        description="Never-seen wordings of one category on one slice within this window "
+        "alert together (a cluster), before any one wording reaches min_count.")
+    cluster_dimensions: list[str] = Field(
+        default_factory=lambda: ["product", "carrier", "distributor"],
+        description="Dimensions whose values collect clusters.")
+    cluster_categories: list[str] = Field(
+        default_factory=lambda: ["supply_shortage", "compliance", "system_fault"],
+        description="Categories that collect clusters: wordings a counterpart (carrier, "
+        "upstream, number pool) writes when its rules change. Customer and operator "
+        "wordings drift by themselves (the nightly jobs bring new ones every few days).")
+    default_cluster_min_count: int = Field(default=3, ge=2)
+    cluster_min_count: dict[str, int] = Field(
+        default_factory=lambda: {"supply_shortage": 2},
+        description="Per-category cluster size (supply wordings are rare per product: two "
+        "different new ones on one product within minutes are already telling).")
     max_templates: int = Field(default=50_000, ge=100,
                                description="Known templates kept (least recently seen go).")
 
@@ -77,7 +101,11 @@ class SilenceConfig(Strict):
         default=20.0, gt=0,
         description="Alert when at least this many events were expected during the gap "
         "(about this many normal gaps).")
-    min_gap: Duration = Field(default=timedelta(minutes=10))
+    min_gap: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Never call a gap shorter than this silent: the small carriers and "
+        "upstreams (广电) go quiet for 4-5 minutes at noon on a clean stream, more than "
+        "their learned rate says.")
 
 
 class DetectConfig(Strict):

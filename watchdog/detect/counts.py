@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ..model import Signal
-from .common import SPIKE, STEP, Finding, ekey, fraction, minutes_of, series_key
+from .common import NEW_TEMPLATE, SPIKE, STEP, Finding, ekey, fraction, minutes_of, series_key
 from .drilldown import contributors, describe, samples
 from .episodes import Transition
 from .recent import RecentEvent
@@ -36,14 +36,18 @@ class CountTests:
                 continue
             th = self._threshold(cat)
             watched = key in open_keys
-            if s.total < min(th.min_count, step_th.min_count) and not watched:
+            slice_th = self._slice_threshold(cat) if key[1] else None
+            least = min(th.min_count, step_th.min_count,
+                        slice_th.min_count if slice_th else th.min_count)
+            if s.total < least and not watched:
                 continue
             self._catch_up(key, learn_until, offset, keep_from)
             for kind, window, t_th, found in (
                 (SPIKE, self.w_spike, th, spikes),
+                (SPIKE, self.w_slice, slice_th, spikes),
                 (STEP, self.w_step, step_th, steps),
             ):
-                if kind == STEP and not step_cfg.enabled:
+                if t_th is None or key in found or (kind == STEP and not step_cfg.enabled):
                     continue
                 first = nowm - window + 1
                 n = s.count(first, nowm)
@@ -58,7 +62,8 @@ class CountTests:
                                                                            offset, g):
                     test = replace(test, fires=False)
                 if test.fires:
-                    found[key] = Finding(key, test, raw)
+                    found[key] = Finding(key, test, raw,
+                                         window if t_th is slice_th else 0)
                 elif test.abnormal:
                     abnormal.add((kind, key))
         steps = self._sustained(steps, now)
@@ -75,12 +80,13 @@ class CountTests:
                 ek = ekey(kind, key)
                 if key not in chosen and not self.episodes.is_open(ek):
                     continue
-                signal = self._signal(kind, key, f, now, window)
-                if self.paused and self._paused(signal, f, nowm, window):
+                w = f.window or window
+                signal = self._signal(kind, key, f, now, w)
+                if self.paused and self._paused(signal, f, nowm, w):
                     self.episodes.still_abnormal(ek)
                     continue
                 t = self.episodes.fire(signal, now,
-                                       lambda sig, f=f, w=window: self._enrich(sig, f, nowm, w))
+                                       lambda sig, f=f, w=w: self._enrich(sig, f, nowm, w))
                 if t:
                     out.append(t)
             out += self._normals(kind, found, abnormal, now, window)
@@ -183,20 +189,34 @@ class CountTests:
         for key in found:
             by_cat.setdefault(key[0], []).append(key)
         for cat, keys in by_cat.items():
+            events = self.recent.window(cat, first)
+            # a slice already alerting, or whose new wordings already alerted as a
+            # cluster (the pool that ran dry), takes the spike of the same events
+            clustered = [k for k in self._clustered() if k[0] == cat]
             if (cat, "", "") in found:
-                chosen.add((cat, "", ""))
+                if not any(sum(1 for e in events if self._matches(e, o))
+                           >= 0.5 * max(len(events), 1) for o in clustered):
+                    chosen.add((cat, "", ""))
                 continue
             keys.sort(key=lambda k: found[k].test.p)
-            events = self.recent.window(cat, first)
-            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat]
+            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + clustered
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
                 if any(sum(1 for e in mine if self._matches(e, o)) >= 0.5 * max(len(mine), 1)
                        for o in picked):
                     continue
                 picked.append(key)
-            chosen.update(picked)
+            chosen.update(k for k in picked if k not in clustered or k in self._alerting)
         return chosen
+
+    def _clustered(self) -> list[SeriesKey]:
+        """Slices with an open new-wording cluster episode."""
+        out = []
+        for ep in self.episodes.items.values():
+            labels = dict(ep.labels)
+            if ep.kind == NEW_TEMPLATE and "template" not in labels and len(labels) == 2:
+                out.append(series_key(labels))
+        return out
 
     def _matches(self, e: RecentEvent, key: SeriesKey) -> bool:
         _, d, v = key

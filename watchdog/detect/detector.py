@@ -53,6 +53,7 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self.paused = paused
         self.w_spike = minutes_of(cfg.spike.window)
         self.w_step = minutes_of(cfg.step.window)
+        self.w_slice = min(minutes_of(cfg.spike.slice_window), self.w_spike)
         self.settle = minutes_of(cfg.settle)
         self.horizon = max(self.w_step, self.w_spike, minutes_of(cfg.templates.window)) \
             + self.settle + 5
@@ -226,6 +227,18 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         if s is not None and s.catch_up(until, offset, key in self._alerting, keep_from):
             self.dirty.add(key)
         return s
+
+    def _slice_threshold(self, category: str) -> Thresholds:
+        """A slice's short window: the category's ratio and tail, a lower count floor."""
+        th = self._thresholds.get("slice:" + category)
+        if th is None:
+            base = self._threshold(category)
+            o = self.cfg.categories.get(category)
+            n = (o.slice_min_count if o and o.slice_min_count else None) \
+                or self.cfg.spike.slice_min_count
+            th = self._thresholds["slice:" + category] = Thresholds(
+                n, base.min_ratio, min(base.min_excess, n / 2), base.alpha)
+        return th
 
     def _threshold(self, category: str) -> Thresholds:
         th = self._thresholds.get(category)

@@ -29,11 +29,12 @@ class TemplateTests:
             busy = {k[0] for k in self._alerting} | {
                 c for c, t in self.spike_ended.items()
                 if now - t < timedelta(minutes=self.templates.window)}
+            open_clusters = self._open_clusters()
             for f in self.templates.fresh.values():
                 if len(f.minutes) < cfg.min_count:
                     continue
                 category = f.categories.most_common(1)[0][0]
-                if category in busy:
+                if category in busy or category in open_clusters:
                     continue
                 labels = {"category": category, "template": mask_text(f.template[:80])}
                 sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
@@ -45,6 +46,7 @@ class TemplateTests:
                 t = self.episodes.fire(sig, now, lambda s, f=f: self._template_detail(s, f))
                 if t:
                     out.append(t)
+            out += self._clusters(now, nowm, busy, live, open_clusters)
         resolve_after = self.cfg.resolve_after or timedelta(minutes=minutes_of(cfg.window))
         for ekey, ep in list(self.episodes.items.items()):
             if ep.kind == NEW_TEMPLATE and ekey not in live:
@@ -52,6 +54,84 @@ class TemplateTests:
                 if t:
                     out.append(t)
         return out
+
+    def _open_clusters(self) -> dict[str, tuple[str, str]]:
+        """category -> (dimension, value) of its open cluster episode."""
+        out = {}
+        for ep in self.episodes.items.values():
+            labels = dict(ep.labels)
+            if ep.kind == NEW_TEMPLATE and "template" not in labels and len(labels) == 2:
+                cat = labels.pop("category")
+                out[cat] = next(iter(labels.items()))
+        return out
+
+    def _clusters(self, now: datetime, nowm: int, busy: set[str], live: set[EpisodeKey],
+                  open_clusters: dict[str, tuple[str, str]]) -> list[Transition]:
+        """Several never-seen wordings of one category on one product, carrier or
+        distributor within minutes: a new kind of refusal starting there (a pool running
+        dry, a policy change). Alone, each new wording is too rare to alert on; the same
+        slice collecting different new wordings at once is not chance."""
+        cfg = self.cfg.templates
+        first = nowm - minutes_of(cfg.cluster_window) + 1
+        groups: dict[tuple[str, str, str], list[tuple[int, tuple[str, ...], Fresh]]] = {}
+        dims = [(self._dim_index[d], d) for d in cfg.cluster_dimensions if d in self._dim_index]
+        for f in self.templates.fresh.values():
+            category = f.categories.most_common(1)[0][0]
+            if category in busy or category not in cfg.cluster_categories:
+                continue
+            for m, raw in zip(f.minutes, f.dims, strict=True):
+                if m < first:
+                    continue
+                for i, d in dims:
+                    if raw[i]:
+                        groups.setdefault((category, d, raw[i]), []).append((m, raw, f))
+        out: list[Transition] = []
+        order = {d: i for i, (_, d) in enumerate(dims)}
+        # one incident, one alert: per category the biggest cluster (ties: the earlier
+        # dimension in cluster_dimensions), and none while one is open elsewhere
+        taken: set[str] = set()
+        for (category, d, v), evs in sorted(groups.items(),
+                                            key=lambda kv: (-len(kv[1]), order[kv[0][1]])):
+            if category in taken or open_clusters.get(category, (d, v)) != (d, v):
+                continue
+            wordings = {id(f) for _, _, f in evs}
+            if len(evs) < cfg.cluster_min_count.get(category, cfg.default_cluster_min_count) \
+                    or len(wordings) < 2:
+                continue
+            taken.add(category)
+            labels = {"category": category, d: v}
+            sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(evs)), 0.0,
+                         (nowm - first + 1) * 60.0, "warning", float(len(evs)))
+            live.add((NEW_TEMPLATE, tuple(sorted(labels.items()))))
+            if self.paused and self.paused({**labels, **self._shared(evs)}, now):
+                continue
+            t = self.episodes.fire(sig, now, lambda s, evs=evs: self._cluster_detail(s, evs))
+            if t:
+                out.append(t)
+        return out
+
+    def _shared(self, evs: list[tuple[int, tuple[str, ...], Fresh]]) -> dict[str, str]:
+        """The dimension values every event of a cluster shares (an announced maintenance
+        of their carrier covers a cluster found on one of its products)."""
+        out = {}
+        for i, d in enumerate(self.dims):
+            values = {raw[i] for _, raw, _ in evs}
+            if len(values) == 1 and "" not in values:
+                out[d] = values.pop()
+        return out
+
+    def _cluster_detail(self, sig: Signal,
+                        evs: list[tuple[int, tuple[str, ...], Fresh]]) -> Signal:
+        events = [RecentEvent(m, raw, None) for m, raw, _ in evs]
+        contribs = contributors(events, self.dims, "", sig.observed, 0.0, lambda d, v: 0.0)
+        fresh = list({id(f): f for _, _, f in evs}.values())
+        scope = ", ".join(f"{k} {v}" for k, v in sig.labels.items() if k != "category")
+        text = (f"new reason templates ({sig.labels['category']}): {len(fresh)} wordings never "
+                f"seen before, {sig.observed:g} cancellations on {scope} within "
+                f"{sig.window_seconds / 60:g} min")
+        examples = tuple(dict.fromkeys(mask_text(f.reasons[0][:160]) for f in fresh
+                                       if f.reasons))[:3]
+        return replace(sig, contributors=contribs, samples=examples, summary=text)
 
     def _template_paused(self, sig: Signal, f: Fresh) -> bool:
         assert self.paused is not None
