@@ -42,6 +42,11 @@ WARM_DAYS = 4
 T0 = WARM_START + timedelta(days=WARM_DAYS, hours=10)
 """Warm-up ends (and every scenario starts) on a Friday at 10:00."""
 POLL = timedelta(seconds=60)
+LEAD_IN = timedelta(days=10)
+"""History generated before the warm-up and the clean run: long enough that the writes of
+orders created earlier (deliveries, the 7-day activation timeouts at 00:05) are all
+there. With one day, those timeouts appear only on day 8 of the clean run, as a new
+nightly burst that alerted every night of a month."""
 DIMENSIONS = {
     "carrier": ("carrier", True, 20),
     "upstream": ("upstream", True, 20),
@@ -131,7 +136,7 @@ def polls(writes: Iterable[OrderWrite], start: datetime, end: datetime, step: ti
 def warm_detector(cfg: Config, rules: RuleSet) -> tuple[DetectStage, Feed]:
     stage = DetectStage(build_detector(cfg), None, cfg)
     feed = Feed(rules)
-    writes = generate(WARM_START, T0, seed=SEED, lead_in=timedelta(days=1))
+    writes = generate(WARM_START, T0, seed=SEED, lead_in=LEAD_IN)
     for since, now, batch in polls(writes, WARM_START, T0, timedelta(minutes=15)):
         stage.after_poll(feed.report(batch, since, now), now, learning=True)
     return stage, feed
@@ -148,7 +153,7 @@ def save_state(stage: DetectStage, url: str) -> None:
 def run_clean(stage: DetectStage, feed: Feed, days: float) -> list[Transition]:
     out: list[Transition] = []
     end = T0 + timedelta(days=days)
-    writes = generate(T0, end, seed=SEED, lead_in=timedelta(days=1))
+    writes = generate(T0, end, seed=SEED, lead_in=LEAD_IN)
     for since, now, batch in polls(writes, T0, end, POLL):
         out += stage.after_poll(feed.report(batch, since, now), now)
     return out
