@@ -13,7 +13,6 @@ Minutes are UTC minutes since the epoch (ints); seasonal slots use local minutes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .baseline import SLOT_MINUTES, SLOTS_PER_HOUR, Baseline
@@ -166,8 +165,3 @@ class TopK:
         """`value`'s share of the volume pooled as `other` (for drill-down expectations)."""
         pooled = sum(s for v, s in self.scores.items() if v not in self.admitted)
         return self.scores.get(value, 0.0) / pooled if pooled > 0 else 0.0
-
-
-def scopes(dims: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Overall plus one (dimension, series value) per dimension."""
-    return [OVERALL, *dims]

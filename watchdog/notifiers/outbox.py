@@ -155,14 +155,6 @@ class Outbox:
                 out.setdefault(r.channel, []).append(_row(r))
         return out
 
-    def blocked_channels(self, now: datetime) -> set[str]:
-        """Channels with an older pending row not yet due: newer rows wait behind it."""
-        t = outbox_table
-        q = sa.select(t.c.channel).where(t.c.status == PENDING, t.c.next_attempt_at > now
-                                         ).distinct()
-        with self.engine.connect() as conn:
-            return {r.channel for r in conn.execute(q)}
-
     def claim(self, row_id: int, now: datetime, lease: timedelta) -> bool:
         """Take the row for one attempt; False if another worker holds it."""
         t = outbox_table

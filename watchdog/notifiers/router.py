@@ -53,10 +53,6 @@ class Routing:
         found = _walk(self.root, labels)
         return found or [self.root]
 
-    @property
-    def max_group_interval(self) -> timedelta:
-        return max(r.group_interval + r.group_wait for r in self.by_id.values())
-
 
 def _walk(node: Route, labels: Mapping[str, str]) -> list[Route]:
     out: list[Route] = []

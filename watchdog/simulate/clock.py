@@ -44,10 +44,6 @@ def format_sim(s: int) -> str:
     )
 
 
-def time_of_day(s: int) -> int:
-    return s % DAY
-
-
 def weekday(s: int) -> int:
     """Monday = 0."""
     return (s // DAY + _EPOCH_WEEKDAY) % 7

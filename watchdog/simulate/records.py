@@ -14,8 +14,6 @@ ORDER_COLUMNS: tuple[str, ...] = (
     "province", "city", "stage", "channel", "customer_name", "id_number", "phone", "address",
     "created_at", "updated_at",
 )
-UPDATED_COLUMNS: tuple[str, ...] = ("status", "remark", "stage", "updated_at")
-"""The columns a lifecycle update changes; everything else is fixed at insert."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,10 +48,6 @@ class Traffic:
     def _scale(self) -> float:
         return self.daily_orders * (1 - BURST_SHARE) / (sum(HOURLY_SHAPE) * 60)
 
-    def per_minute(self, s: int) -> float:
-        """Expected base orders per minute at sim second s (without bursts and noise)."""
-        return _level(s) * self._scale * WEEKDAY_FACTOR[weekday(s)] * _month_end(s)
-
     def arrivals(self, rng: Random, lo: int, hi: int) -> list[int]:
         """Arrival seconds in [lo, hi) (within one day), sorted."""
         per_second = (
