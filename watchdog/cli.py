@@ -16,7 +16,6 @@ import prometheus_client
 
 from . import __version__
 from .config import Config, ConfigError, config_json_schema, load_config
-from .yamlfile import YamlFileError
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -218,4 +217,4 @@ _register_subcommands()
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-__all__ = ["YamlFileError", "main"]
+__all__ = ["main"]
