@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from latency_breakdown import breakdown, read_log  # noqa: E402
 
-from tests.e2e.helpers import free_port, metric_samples, wait_for  # noqa: E402
+from tests.e2e.helpers import WebhookReceiver, free_port, metric_samples, wait_for  # noqa: E402
 from watchdog.cli_demo import DEMO_DIMENSIONS, DEMO_STATUSES  # noqa: E402
 from watchdog.config import load_config  # noqa: E402
 from watchdog.demo_db import DemoFeeder, create_order_db, orders_table  # noqa: E402
@@ -68,29 +67,8 @@ REASONS = {
 ID_BASE = 9_000_000_000_000_000  # far above the simulator's ids (hours since 2000 * 1e6)
 
 
-class Receiver:
+class Receiver(WebhookReceiver):
     """The webhook endpoint: keeps every payload with its arrival time (time.time())."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[float, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        got, lock = self.got, self.lock
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                at = time.time()
-                with lock:
-                    got.append((at, json.loads(body)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def alerts(self) -> list[tuple[float, dict[str, Any]]]:
         """(arrival, alert) for every alert of every payload so far, in arrival order."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -39,3 +43,37 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str,
         time.sleep(0.1)
     tail = log.read_text(encoding="utf-8", errors="replace")[-3000:] if log else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+class WebhookReceiver:
+    """A local webhook endpoint that keeps every JSON payload with its arrival time."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[float, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        got, lock = self.got, self.lock
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                at = time.time()
+                with lock:
+                    got.append((at, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def payloads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p for _, p in self.got]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

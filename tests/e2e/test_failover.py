@@ -6,23 +6,20 @@ missed, and the alert raised by a burst reaches the webhook exactly once.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.helpers import free_port, metric_samples, wait_for
+from tests.e2e.helpers import WebhookReceiver, free_port, metric_samples, wait_for
 from tests.orderstream import Platform, Writer
 from watchdog.config import load_config
 from watchdog.detect.stage import DetectStage, build_detector
@@ -48,27 +45,7 @@ def database(postgres_url: str) -> Iterator[str]:
     admin.dispose()
 
 
-class Receiver:
-    """An Alertmanager-style webhook receiver that records every POST."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        received = self.payloads
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
+class Receiver(WebhookReceiver):
     def firing(self, category: str) -> list[dict[str, Any]]:
         return [p for p in self.payloads if p.get("status") == "firing"
                 and p.get("commonLabels", {}).get("category") == category]
@@ -188,7 +165,7 @@ def test_standby_takes_over_from_a_killed_leader_exactly_once(tmp_path, database
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 assert p.wait(30) == 0
-        receiver.server.shutdown()
+        receiver.close()
 
     assert len(receiver.firing("system_fault")) == 1, receiver.payloads
     state = sa.create_engine(database)
