@@ -67,17 +67,11 @@ class Poller:
     def poll_until_caught_up(self) -> bool:
         metrics = self.parts.metrics
         while not self.stop.is_set():
-            started = time.perf_counter()
-            now = self.clock()
             try:
-                report = self.parts.pipeline.poll(now)
+                report = poll_once(self.parts, self.clock())
             except PollFailed as exc:
                 self._back_off(exc)
-                after_poll(self.parts, None, now)
                 return False
-            finally:
-                metrics.poll_duration.observe(time.perf_counter() - started)
-            after_poll(self.parts, report, now)
             self.failures, self.retry_at = 0, None
             metrics.last_success.set(time.time())
             self.health.ok()
@@ -199,10 +193,9 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     return 0
 
 
-def run_once(parts: Parts) -> PollReport:
-    """One cycle for cron and tests: poll, detect, alert, deliver; raises PollFailed."""
-    now = utcnow()
-    parts.take_lead(now)
+def poll_once(parts: Parts, now: datetime) -> PollReport:
+    """One timed poll followed by detection and the alert lifecycle; raises PollFailed
+    (after handing the open episodes to alerting, so firing alerts stay firing)."""
     started = time.perf_counter()
     try:
         report = parts.pipeline.poll(now)
@@ -212,6 +205,14 @@ def run_once(parts: Parts) -> PollReport:
     finally:
         parts.metrics.poll_duration.observe(time.perf_counter() - started)
     after_poll(parts, report, now)
+    return report
+
+
+def run_once(parts: Parts) -> PollReport:
+    """One cycle for cron and tests: poll, detect, alert, deliver; raises PollFailed."""
+    now = utcnow()
+    parts.take_lead(now)
+    report = poll_once(parts, now)
     if parts.alerting is not None:
         parts.alerting.deliver_pending(wait_for=True)
     return report
