@@ -41,7 +41,6 @@ def minutes_of(td: timedelta) -> int:
 class Finding:
     key: SeriesKey
     test: CountTest
-    raw_expected: float
     window: int = 0
     """Minutes of the window that fired, when not the kind's own (a slice's short window)."""
 

@@ -62,8 +62,7 @@ class CountTests:
                                                                            offset, g):
                     test = replace(test, fires=False)
                 if test.fires:
-                    found[key] = Finding(key, test, raw,
-                                         window if t_th is slice_th else 0)
+                    found[key] = Finding(key, test, window if t_th is slice_th else 0)
                 elif test.abnormal:
                     abnormal.add((kind, key))
         steps = self._sustained(steps, now)
