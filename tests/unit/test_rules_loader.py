@@ -62,7 +62,8 @@ def test_every_problem_is_reported(tmp_path):
     text = "\n".join(probs)
     assert "site.yaml:4: rules[0].category: unknown category `complience`; did you mean " \
            "`compliance`?" in text
-    assert "site.yaml:8: rules[1].regex[0]: invalid or unsupported RE2 pattern" in text
+    # A regex problem names the rule too: a pattern is hard to find by line alone.
+    assert "site.yaml:8: rule b: rules[1].regex[0]: invalid or unsupported RE2 pattern" in text
     assert "site.yaml:11: rules[2].keywords: needs at least one keyword" in text
     assert "site.yaml:14: rules[3].priority: expected a whole number" in text
     assert "site.yaml:16: rules[4]: every rule needs an `id`" in text
@@ -153,3 +154,20 @@ def test_defaults_load_clean():
     assert len(rs.rules) > 30
     assert all(r.file.endswith(".yaml") and r.line for r in rs.rules)
     assert len({r.id for r in rs.rules}) == len(rs.rules)
+
+
+def test_a_bad_regex_names_its_rule_also_when_nested(tmp_path):
+    probs = problems_of(tmp_path, """
+        rules:
+          - id: ok.one
+            category: compliance
+            keywords: [x]
+          - id: d.bad
+            category: system_fault
+            all:
+              - keywords: [接口]
+              - regex: ['超时(?=了)']
+    """)
+    assert probs == [f"{tmp_path}/site.yaml:10: rule d.bad: rules[1].all[1].regex[0]: invalid "
+                     "or unsupported RE2 pattern: invalid perl operator: (?= (RE2 has no "
+                     "look-around or back-references)"]

@@ -112,6 +112,8 @@ class _Builder:
     fields: set[str] = field(default_factory=set)
     _file: str = ""
     _tree: Any = None
+    _rule_id: str | None = None
+    """The id of the rule whose conditions are being compiled, for messages that name it."""
 
     # -- pass 0 and 1: read, declare -----------------------------------------------
 
@@ -211,7 +213,11 @@ class _Builder:
         description = node.get("description", "")
         if not isinstance(description, str):
             self._err((*path, "description"), "expected text")
-        cond = self._condition(node, path, top=True)
+        self._rule_id = rule_id
+        try:
+            cond = self._condition(node, path, top=True)
+        finally:
+            self._rule_id = None
         if len(self.problems) > before or cond is None or category is None:
             return
         rule = Rule(rule_id, category, cond, priority, self._file, self._line(path), description)
@@ -367,7 +373,7 @@ class _Builder:
         patterns, compiled = [], []
         for i, item in enumerate(items):
             if not isinstance(item, str) or not item:
-                self._err((*path, i), "expected a non-empty pattern (RE2 syntax)")
+                self._err_in_rule((*path, i), "expected a non-empty pattern (RE2 syntax)")
                 continue
             try:
                 compiled.append(re2.compile(item, _regex_options()))
@@ -376,8 +382,8 @@ class _Builder:
                 reason = exc.args[0] if exc.args else exc
                 if isinstance(reason, bytes):
                     reason = reason.decode("utf-8", "replace")
-                self._err((*path, i), f"invalid or unsupported RE2 pattern: {reason} "
-                          "(RE2 has no look-around or back-references)")
+                self._err_in_rule((*path, i), f"invalid or unsupported RE2 pattern: {reason} "
+                                  "(RE2 has no look-around or back-references)")
         if not compiled:
             if items:
                 return None
@@ -478,6 +484,14 @@ class _Builder:
 
     def _err(self, path: tuple[Any, ...], message: str) -> None:
         self.problems.append(Problem(self._file, self._line(path), dotted(path), message))
+
+    def _err_in_rule(self, path: tuple[Any, ...], message: str) -> None:
+        """A problem inside a rule, naming the rule's id: `file:line: rule ID: key: message`
+        (a regex is hard to find by position alone in a long file)."""
+        key = dotted(path)
+        if self._rule_id is not None:
+            key = f"rule {self._rule_id}: {key}"
+        self.problems.append(Problem(self._file, self._line(path), key, message))
 
     def _unknown_key(self, path: tuple[Any, ...], key: Any, allowed: Sequence[str]) -> None:
         guess = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
