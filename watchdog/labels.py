@@ -20,10 +20,11 @@ OTHER = "other"
 class LabelPolicy:
     dimensions: Mapping[str, DimensionConfig]
     admitted: dict[str, set[str]] = field(default_factory=dict)
+    names: tuple[str, ...] = field(init=False)
+    """The labelled dimensions, in configuration order (asked for every counted row)."""
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(name for name, d in self.dimensions.items() if d.label)
+    def __post_init__(self) -> None:
+        self.names = tuple(name for name, d in self.dimensions.items() if d.label)
 
     def labels_for(self, values: Mapping[str, str]) -> tuple[tuple[tuple[str, str], ...],
                                                               list[tuple[str, str]]]:

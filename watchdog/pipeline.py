@@ -192,8 +192,7 @@ class Pipeline:
                     counts[(RULE_HITS, (("rule", c.verdict.rule),))] += 1
                 if count_duplicates:
                     counts[(DUPLICATES, ())] += len(classified) - len(fresh)
-                reasons = {c.cancellation.order_id: _sample(c.cancellation.reason) for c in fresh}
-                tx.write(Batch(fresh, cursor, counts, admitted, reasons), now)
+                tx.write(Batch(fresh, cursor, counts, admitted, _samples(fresh)), now)
         except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
             self.labels.forget(admitted)
             self._failed("state", exc)
@@ -261,7 +260,17 @@ def _later(a: Cursor | None, b: Cursor) -> Cursor:
     return a
 
 
-def _sample(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    return mask_text(reason[:REASON_SAMPLE_CHARS])
+def _samples(fresh: Sequence[Classified]) -> dict[str, str | None]:
+    """The masked, shortened reason per order id, kept for alert samples.
+
+    Masking is the costliest step per row and a page repeats its reason texts many times:
+    each distinct text is masked once.
+    """
+    masked: dict[str | None, str | None] = {None: None}
+    out = {}
+    for c in fresh:
+        reason = c.cancellation.reason
+        if reason not in masked:
+            masked[reason] = mask_text(reason[:REASON_SAMPLE_CHARS])
+        out[c.cancellation.order_id] = masked[reason]
+    return out

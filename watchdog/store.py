@@ -303,18 +303,18 @@ class _Transaction:
         conn = self.conn
         reasons = batch.reasons or {}
         if batch.classified:
+            dimensions = _DimensionsJSON()
             if not self._claimed:
                 _insert_rows(conn, seen_table, [
                     (c.cancellation.order_id, c.cancellation.status)
                     for c in batch.classified], ("order_id", "status"), {"seen_at": now})
-            dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
             _insert_rows(
                 conn, events_table,
                 [
                     (
                         c.cancellation.order_id, c.cancellation.status, c.verdict.category,
                         c.verdict.rule, c.cancellation.event_time,
-                        dumps(dict(c.cancellation.dimensions)),
+                        dimensions(c.cancellation.dimensions),
                         reasons.get(c.cancellation.order_id),
                     )
                     for c in batch.classified
@@ -370,6 +370,21 @@ def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ..
     else:
         conn.exec_driver_sql(compiled.string, [dict(zip(names, v, strict=True))
                                                for v in params])
+
+
+class _DimensionsJSON:
+    """Dimension mappings as stored JSON, each distinct one encoded once per batch."""
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        self._done: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def __call__(self, dims: Mapping[str, str]) -> str:
+        key = tuple(dims.items())
+        text = self._done.get(key)
+        if text is None:
+            text = self._done[key] = self._encode(dict(dims))
+        return text
 
 
 def _set_cursor(conn: Connection, source: str, cursor: Cursor) -> None:
