@@ -16,6 +16,7 @@ from tests.integration.notify_servers import (
     wait_until,
 )
 from tests.integration.notify_setup import ID_NUMBER, PHONE, make_alerting, signal
+from watchdog.notifiers.apprise_channel import BODY_CHECKS, body_check
 from watchdog.notifiers.channel import TestMessage
 from watchdog.privacy import mask_url
 
@@ -121,6 +122,63 @@ def test_feishu_code_refusal_and_success(tmp_path, receiver):
     assert [a.result for a in al.deliver_pending()] == ["delivered"]
     assert receiver.received[-1].path.endswith("/abcdef0123456789abcdef0123456789")
     al.close()
+
+
+@pytest.mark.parametrize("body", [{"code": 200, "msg": "success"}, {"code": "SUCCESS"},
+                                  {"errcode": 310000, "errmsg": "the receiver's own field"}])
+def test_generic_json_receiver_body_is_not_read_as_a_bot_errcode(tmp_path, receiver, body):
+    """Only DingTalk/WeCom/Feishu/Lark define errcode/code; a json:// 200 is delivered."""
+    receiver.respond = lambda _: (200, body)
+    al, _, reg = make_alerting(
+        tmp_path, {"hook": {"urls": [f"json://127.0.0.1:{receiver.port}/hook"]}})
+    al.evaluate([signal()], deliver=False)
+    (attempt,) = al.deliver_pending()
+    assert attempt.result == "delivered", attempt.urls
+    assert receiver.count() == 1 and al.outbox.pending_count() == 0
+    assert reg.get_sample_value("watchdog_notifications_total",
+                                {"channel": "hook", "result": "failed"}) == 0
+    al.close()
+
+
+def lark(receiver: HttpReceiver) -> dict:
+    return {"urls": ["lark://abcdef-0123456789"],
+            "options": {"endpoint": f"{receiver.url}/open-apis/bot/v2/hook/{{token}}"}}
+
+
+def feishu(receiver: HttpReceiver) -> dict:
+    return {"urls": ["feishu://abcdef0123456789abcdef0123456789"],
+            "options": {"endpoint": f"{receiver.url}/open-apis/bot/v2/hook/{{token}}"}}
+
+
+@pytest.mark.parametrize("make,body,expect", [
+    # Feishu's current answer carries both the new and the legacy fields.
+    (feishu, {"StatusCode": 0, "StatusMessage": "success", "code": 0, "data": {},
+              "msg": "success"}, "delivered"),
+    (feishu, {"StatusCode": 19021, "StatusMessage": "sign match fail"}, "failed"),
+    (feishu, {"code": 11232, "msg": "frequency limited psm[lark.oapi.app_platform_runtime]"},
+     "retry"),
+    (lark, {"code": 0, "msg": "success", "data": {}}, "delivered"),
+    (lark, {"code": 19024, "msg": "Key Words Not Found"}, "failed"),
+    (lambda r: dingtalk(r), {"errcode": 130101, "errmsg": "send too fast"}, "retry"),
+])
+def test_bot_body_codes_per_service(tmp_path, receiver, make, body, expect):
+    receiver.respond = lambda _: (200, body)
+    al, _, _ = make_alerting(tmp_path, {"bot": make(receiver)})
+    al.evaluate([signal()], deliver=False)
+    (attempt,) = al.deliver_pending()
+    assert attempt.result == expect, attempt.urls
+    assert receiver.count() == 1
+    al.close()
+
+
+def test_body_check_follows_the_plugin_not_the_scheme():
+    wecom_native = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx"
+    assert body_check(apprise.Apprise.instantiate(wecom_native)) is BODY_CHECKS["wecombot"]
+    assert body_check(apprise.Apprise.instantiate(
+        f"dingtalk://{DINGTALK_SECRET}@{DINGTALK_TOKEN}/")) is BODY_CHECKS["dingtalk"]
+    for url in ("json://127.0.0.1:9/x", "jsons://127.0.0.1:9/x", "form://127.0.0.1:9/x",
+                "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops"):
+        assert body_check(apprise.Apprise.instantiate(url)) is None, url
 
 
 @pytest.mark.parametrize("status,expect", [(500, "retry"), (503, "retry"), (429, "retry"),

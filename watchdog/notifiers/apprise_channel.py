@@ -2,13 +2,17 @@
 
 One plugin instance per URL and delivery, so apprise's per-instance throttle never makes
 queued alerts wait for each other (and `min_interval` sets it when a bot needs it).
-Responses are read through `http_tap`: a 200 whose body says `errcode`/`code` != 0 is
-a failure, classified permanent unless the code means "slow down" or "busy".
+Responses are read through `http_tap`. For the services whose APIs report a refusal in
+a 200 body (DingTalk and WeCom bots: `errcode`; Feishu/Lark bots: `code`, older hooks
+`StatusCode`; 0 means success), such a body is a failure, classified permanent unless
+the code means "slow down" or "busy". Every other URL (json://, form://, Slack, ...) is
+judged by apprise and the HTTP status alone: a generic receiver's body is its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import apprise
 
@@ -19,9 +23,32 @@ from .channel import Deliverable, Digest, UrlResult, http_permanent
 from .http_tap import TapRecord, capture
 from .render import Message, Renderer
 
-# Codes that mean "try again later": DingTalk 130101 (too fast), -1 (busy); WeCom 45009
-# (frequency limit), 45033, -1.
-TRANSIENT_BODY_CODES = frozenset({-1, 130101, 45009, 45033, 11232})
+
+@dataclass(frozen=True, slots=True)
+class BodyCheck:
+    """How one service's API reports the fate of a message in an HTTP 200 body."""
+
+    codes: tuple[str, ...]
+    """Fields holding the result code (each present one is read); 0 means success."""
+    messages: tuple[str, ...]
+    """Fields holding the explanation."""
+    transient: frozenset[int]
+    """Codes that mean "try again later"."""
+
+
+_DINGTALK_WECOM = ("errcode",), ("errmsg",)
+_FEISHU_LARK = ("code", "StatusCode"), ("msg", "StatusMessage")
+BODY_CHECKS: dict[str, BodyCheck] = {
+    # DingTalk robot: 130101 send too fast, -1 system busy.
+    "dingtalk": BodyCheck(*_DINGTALK_WECOM, frozenset({-1, 130101})),
+    # WeCom group bot: 45009 API frequency limit, 45033 concurrency limit, -1 busy.
+    "wecombot": BodyCheck(*_DINGTALK_WECOM, frozenset({-1, 45009, 45033})),
+    # Feishu/Lark custom bot: 11232 sending frequency limited.
+    "feishu": BodyCheck(*_FEISHU_LARK, frozenset({11232})),
+    "lark": BodyCheck(*_FEISHU_LARK, frozenset({11232})),
+}
+"""Keyed by the apprise plugin's protocol, so a native https:// URL that apprise maps to
+one of these plugins (e.g. a WeCom webhook URL) gets its check too."""
 
 # Cloud-only plugins: the attribute holding their endpoint, and the token attribute.
 _ENDPOINT_ATTR = {
@@ -100,23 +127,52 @@ class AppriseChannel:
                 ok = plugin.notify(body=msg.body, title=msg.title, body_format=body_format)
         except Exception as exc:  # a plugin bug must not stop the outbox
             return UrlResult(index, safe, False, False, f"{type(exc).__name__}")
-        return _judge(index, safe, bool(ok), responses)
+        return _judge(index, safe, bool(ok), responses, body_check(plugin))
 
 
-def _judge(index: int, safe: str, ok: bool, responses: list[TapRecord]) -> UrlResult:
-    for r in responses:
-        doc = r.json()
-        if not isinstance(doc, dict):
+def body_check(plugin: apprise.NotifyBase) -> BodyCheck | None:
+    """The body check of the plugin's service, or None (judged by the HTTP status)."""
+    for attr in ("secure_protocol", "protocol"):
+        names = getattr(plugin, attr, None)
+        for name in (names,) if isinstance(names, str) else (names or ()):
+            if name in BODY_CHECKS:
+                return BODY_CHECKS[name]
+    return None
+
+
+def _refusal(doc: object, check: BodyCheck) -> tuple[object, str] | None:
+    """(code, message) when a response body reports a refusal."""
+    if not isinstance(doc, dict):
+        return None
+    for field in check.codes:
+        code = doc.get(field)
+        if code is None or code == 0 or (isinstance(code, str) and code.strip() == "0"):
             continue
-        code = doc.get("errcode", doc.get("code", 0))
-        if isinstance(code, int | str) and str(code) not in ("0", "", "None"):
-            msg = doc.get("errmsg", doc.get("msg", ""))
-            detail = mask_text(f"HTTP {r.status} errcode={code} {msg}".strip())[:300]
-            try:
-                transient = int(code) in TRANSIENT_BODY_CODES
-            except ValueError:
-                transient = False
-            return UrlResult(index, safe, False, not transient, detail)
+        msg = next((str(doc[m]) for m in check.messages if doc.get(m)), "")
+        return code, msg
+    return None
+
+
+def _first_refusal(responses: list[TapRecord], check: BodyCheck) -> tuple[bool, str] | None:
+    """(permanent, detail) of the first response whose body reports a refusal."""
+    for r in responses:
+        refused = _refusal(r.json(), check)
+        if refused is None:
+            continue
+        code, msg = refused
+        try:
+            transient = int(str(code)) in check.transient
+        except ValueError:
+            transient = False
+        return not transient, mask_text(f"HTTP {r.status} errcode={code} {msg}".strip())[:300]
+    return None
+
+
+def _judge(index: int, safe: str, ok: bool, responses: list[TapRecord],
+           check: BodyCheck | None) -> UrlResult:
+    refused = _first_refusal(responses, check) if check is not None else None
+    if refused is not None:
+        return UrlResult(index, safe, False, refused[0], refused[1])
     if ok:
         return UrlResult(index, safe, True, False, f"HTTP {responses[-1].status}"
                          if responses else "sent")
