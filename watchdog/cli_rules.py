@@ -41,6 +41,16 @@ def _fail_rules(exc: RuleError) -> NoReturn:
 
 
 def _load(config_path: Path | None, extra: tuple[Path, ...], no_defaults: bool) -> RuleSet:
+    paths, use_defaults = _sources(config_path, extra, no_defaults)
+    try:
+        return load_rules(paths, use_defaults=use_defaults)
+    except RuleError as exc:
+        _fail_rules(exc)
+
+
+def _sources(config_path: Path | None, extra: tuple[Path, ...],
+             no_defaults: bool) -> tuple[list[str | Path], bool]:
+    """The rule files to load and whether to load the defaults (exits 2 on a bad config)."""
     paths: list[str | Path] = []
     use_defaults = not no_defaults
     if config_path is not None:
@@ -56,10 +66,7 @@ def _load(config_path: Path | None, extra: tuple[Path, ...], no_defaults: bool) 
         paths += [cfg.resolve(p) for p in cfg.rules.paths]
         use_defaults = cfg.rules.use_defaults and not no_defaults
     paths += list(extra)
-    try:
-        return load_rules(paths, use_defaults=use_defaults)
-    except RuleError as exc:
-        _fail_rules(exc)
+    return paths, use_defaults
 
 
 def _rule_options(f: Callable[..., object]) -> Callable[..., object]:
@@ -155,18 +162,25 @@ def _print_human(rs: RuleSet, reason: str, fields: dict[str, str],
 @_rule_options
 def lint_command(config_path: Path | None, extra: tuple[Path, ...], no_defaults: bool) -> None:
     """Check rules: load errors and duplicate ids, rules that can never win, patterns that
-    match the empty string (errors, exit 2); keywords shared by categories and regexes
-    that run on every reason (warnings, exit 0)."""
-    from .rules.lint import ERROR, lint
+    match the empty string (errors, exit 2); keywords shared by categories or contained
+    in another category's keyword, and regexes that run on every reason (warnings, exit 0).
 
-    ruleset = _load(config_path, extra, no_defaults)
+    Load errors do not stop the checks: the rules that did load are checked too."""
+    from .rules.lint import ERROR, lint
+    from .rules.loader import load_rules_partially
+
+    paths, use_defaults = _sources(config_path, extra, no_defaults)
+    ruleset, problems = load_rules_partially(paths, use_defaults=use_defaults)
+    for p in problems:
+        click.echo(str(p))
     findings = lint(ruleset)
     for f in findings:
         click.echo(str(f))
-    errors = sum(f.level == ERROR for f in findings)
-    warnings = len(findings) - errors
-    click.echo(f"{len(ruleset.rules)} rules, version {ruleset.version}: "
-               f"{errors} error(s), {warnings} warning(s)")
+    errors = len(problems) + sum(f.level == ERROR for f in findings)
+    warnings = len(findings) - (errors - len(problems))
+    loaded = f"{len(ruleset.rules)} rules" + (
+        f" loaded ({len(problems)} load problem(s) left some out)" if problems else "")
+    click.echo(f"{loaded}, version {ruleset.version}: {errors} error(s), {warnings} warning(s)")
     sys.exit(EXIT_USAGE if errors else 0)
 
 

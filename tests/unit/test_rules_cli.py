@@ -107,3 +107,90 @@ def test_lint_duplicate_ids(tmp_path):
     r = run("lint", "--no-defaults", "--rules", str(f))
     assert r.exit_code == 2
     assert f"{f}:3: rules[1].id: duplicate rule id `a`" in r.output
+
+
+def lint_file(tmp_path, text: str):
+    f = tmp_path / "r.yaml"
+    f.write_text(textwrap.dedent(text), encoding="utf-8")
+    return f, run("lint", "--no-defaults", "--rules", str(f))
+
+
+def test_lint_a_rule_whose_keywords_all_contain_a_keyword_of_a_stronger_rule(tmp_path):
+    f, r = lint_file(tmp_path, """
+        rules:
+          - {id: a.one, category: compliance, keywords: [一证五号]}
+          - {id: c.sub, category: operator_error, keywords: [一证五号超限]}
+    """)
+    assert r.exit_code == 2, r.output
+    assert f"{f}:4: error: c.sub: can never win: `a.one` (compliance, priority 0, {f}:3)" \
+        in r.output
+    assert (f"{f}:4: warning: c.sub: keyword '一证五号超限' contains '一证五号' of `a.one` "
+            f"(compliance, {f}:3); when both match, `a.one` takes precedence") in r.output
+
+
+def test_lint_shadowing_by_containment_is_only_reported_when_certain(tmp_path):
+    f, r = lint_file(tmp_path, """
+        rules:
+          # an unless can stop it: b may win
+          - {id: a, category: compliance, keywords: [一证五号], unless: [已解除]}
+          - {id: b, category: operator_error, keywords: [一证五号超限]}
+          # a second condition can stop it
+          - {id: c, category: compliance, all: [{keywords: [年龄]}, {keywords: [不符]}]}
+          - {id: d, category: operator_error, keywords: [年龄不符]}
+          # the stronger-looking rule ranks lower (priority)
+          - {id: e, category: compliance, keywords: [黑名单]}
+          - {id: f, category: operator_error, priority: 5, keywords: [黑名单用户]}
+          # one keyword is not covered
+          - {id: g, category: compliance, keywords: [断卡]}
+          - {id: h, category: operator_error, keywords: [断卡行动, 证件号错误]}
+    """)
+    assert "can never win" not in r.output, r.output
+    assert r.exit_code == 0, r.output
+
+
+def test_lint_keywords_covered_by_different_stronger_rules(tmp_path):
+    f, r = lint_file(tmp_path, """
+        rules:
+          - {id: x, category: compliance, keywords: [黑名单]}
+          - {id: y, category: system_fault, keywords: [接口超时]}
+          - {id: z, category: customer_initiated, any: [{keywords: [黑名单客户]},
+                                                        {keywords: [bss接口超时]}]}
+          - {id: w, category: customer_initiated, keywords: [接口超时], unless: [客户]}
+    """)
+    assert r.exit_code == 2, r.output
+    assert (f"{f}:5: error: z: can never win: whenever it matches, one of `x` (compliance, "
+            f"priority 0, {f}:3), `y` (system_fault, priority 0, {f}:4) matches too") \
+        in r.output
+    # also with an unless of its own: it cannot match without `接口超时`
+    assert f"{f}:7: error: w: can never win: `y`" in r.output
+
+
+def test_lint_warns_when_a_keyword_contains_another_categorys_keyword(tmp_path):
+    f, r = lint_file(tmp_path, """
+        rules:
+          - {id: net.down, category: system_fault, priority: 20, keywords: [不通]}
+          - id: review.rejected
+            category: compliance
+            all: [{keywords: [审核不通过, 审核未通过]}, {keywords: [风控]}]
+          - {id: dup, category: duplicate, all: [{keywords: [重复]}, {keywords: [订单]}]}
+          - {id: order, category: customer_initiated, keywords: [重复订单取消]}
+    """)
+    assert (f"{f}:4: warning: review.rejected: keyword '审核不通过' contains '不通' of "
+            f"`net.down` (system_fault, {f}:3); when both match, `net.down` takes "
+            "precedence") in r.output
+    # `重复` is only one part of `dup`'s condition: no warning for `重复订单取消`
+    assert "order:" not in r.output, r.output
+
+
+def test_lint_reports_load_problems_and_checks_the_rules_that_loaded(tmp_path):
+    f, r = lint_file(tmp_path, """
+        rules:
+          - {id: a, category: compliance, keywords: [x]}
+          - {id: a, category: duplicate, keywords: [y]}
+          - {id: b, category: duplicate, keywords: [xz]}
+    """)
+    assert r.exit_code == 2
+    assert f"{f}:4: rules[1].id: duplicate rule id `a`" in r.output
+    assert f"{f}:5: error: b: can never win: `a`" in r.output
+    assert "2 rules loaded (1 load problem(s) left some out)" in r.output
+    assert "2 error(s)" in r.output

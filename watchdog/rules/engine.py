@@ -84,6 +84,7 @@ class RuleSet:
         "_ungated",
         "categories",
         "category_order",
+        "literals",
         "rules",
         "version",
     )
@@ -99,6 +100,8 @@ class RuleSet:
         cache_size: int = CACHE_SIZE,
     ):
         self.rules = rules
+        self.literals = literals
+        """Every keyword, code and code prefix; a condition's literal ids index this."""
         self.categories = categories
         self.category_order = category_order
         self.version = version

@@ -56,6 +56,23 @@ def load_rules(
     cache_size: int = CACHE_SIZE,
 ) -> RuleSet:
     """Compile the default rules (unless `use_defaults=False`) and the given files/folders."""
+    rules, problems = load_rules_partially(paths, use_defaults, cache_size)
+    if problems:
+        raise RuleError(problems)
+    return rules
+
+
+def load_rules_partially(
+    paths: Sequence[str | Path] = (),
+    use_defaults: bool = True,
+    cache_size: int = CACHE_SIZE,
+) -> tuple[RuleSet, list[Problem]]:
+    """The rules that load, and every problem of those that do not.
+
+    For `rules lint`, which reports load problems and the checks of the rest in one run.
+    A rule with a problem is left out (a duplicate id keeps the first), as is a file that
+    cannot be parsed; nothing else changes, so what lint says of the rest holds.
+    """
     problems: list[Problem] = []
     default_files = sorted(DEFAULT_DIR.glob("*.yaml")) if use_defaults else []
     user_files = _expand(paths, problems)
@@ -66,9 +83,7 @@ def load_rules(
         builder.declare(str(f), tree)
     for f, is_default, tree in docs:
         builder.compile(str(f), tree, is_default)
-    if problems:
-        raise RuleError(problems)
-    return builder.build(cache_size, _version(default_files + user_files))
+    return builder.build(cache_size, _version(default_files + user_files)), problems
 
 
 def _expand(paths: Sequence[str | Path], problems: list[Problem]) -> list[Path]:
