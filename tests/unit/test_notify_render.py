@@ -11,6 +11,7 @@ from watchdog.alerts.values import FIRING, RESOLVED, Alert, Notification, finger
 from watchdog.model import Contributor
 from watchdog.notifiers.digest import summarize
 from watchdog.notifiers.render import Renderer, cut_to_bytes, utf8_len
+from watchdog.privacy import mask_text
 from watchdog.store import StoredEvent
 
 T0 = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
@@ -84,3 +85,24 @@ def test_digest_compares_with_the_day_before():
     assert "合规风控：3（前一日 2，+50%）" in m.body and "中国联通" in m.body
     assert "一证五号超限" in m.body
     assert "Top reasons" in Renderer().digest_message(ctx, "en").body
+
+
+def test_digest_ranks_reasons_by_template_not_by_masked_numbers():
+    """Ten cancellations of one wording naming ten customers are one reason, not ten."""
+    def ev(reason):
+        return StoredEvent("1", "已撤单", "compliance", "r", T0, {"carrier": "中国联通"},
+                           mask_text(reason))
+
+    one_id_five = [ev(f"客户1381234{i:04d} 证件11010119900307{i:04d} 一证五号超限")
+                   for i in range(10)]
+    timeouts = [ev("BSS接口超时")] * 4
+    before = [ev(f"客户1399876{i:04d} 证件32010219851212{i:03d}X 一证五号超限")
+              for i in range(6)]
+    ctx = summarize(T0.date(), one_id_five + timeouts, before, top=5)
+    first, second = ctx["reasons"][:2]
+    assert (first["count"], first["prev"]) == (10, 6)  # the day before grouped alike
+    assert "一证五号超限" in first["key"] and "<phone>" in first["key"]
+    assert (second["key"], second["count"]) == ("bss接口超时", 4)
+    assert len(ctx["reasons"]) == 2
+    body = Renderer().digest_message(ctx, "zh").body
+    assert "1381234" not in body and "138****" not in body

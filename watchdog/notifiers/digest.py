@@ -1,5 +1,6 @@
 """The daily digest: yesterday's cancellations by category, carrier and top reasons,
-against the day before, read from the state database's events.
+against the day before, read from the state database's events. Reasons are ranked by
+their template (`rules.normalise.reason_template`: numbers, phone and ID numbers folded).
 
 `summarize` is pure; `queue_digest` puts one row per channel in the outbox under a key
 naming the day, so restarts and replicas send each day's digest once.
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ..alerts.config import DigestConfig
 from ..model import EXCLUDE
+from ..rules.normalise import reason_template
 from ..store import StateStore, StoredEvent
 from .channel import Digest
 from .outbox import enqueue
@@ -26,7 +28,6 @@ from .render import format_delta
 
 GRACE = timedelta(hours=1)
 """A digest whose time passed longer ago than this (daemon was down) is not sent late."""
-REASON_CHARS = 40
 
 
 def digest_due(cfg: DigestConfig, now: datetime) -> date | None:
@@ -61,9 +62,11 @@ def _tally(events: Iterable[StoredEvent]) -> tuple[Counter[str], Counter[str], C
         carrier = e.dimensions.get("carrier")
         if carrier:
             carriers[carrier] += 1
-        text = " ".join((e.reason or "").split())[:REASON_CHARS]
-        if text:
-            reasons[text] += 1
+        # One wording is one reason, whatever phone, ID or order number it names: the
+        # template the detector and `rules coverage` group unknown reasons by.
+        template = reason_template(e.reason)
+        if template:
+            reasons[template] += 1
     return cats, carriers, reasons
 
 
