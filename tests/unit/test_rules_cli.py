@@ -129,7 +129,7 @@ def test_lint_a_rule_whose_keywords_all_contain_a_keyword_of_a_stronger_rule(tmp
 
 
 def test_lint_shadowing_by_containment_is_only_reported_when_certain(tmp_path):
-    f, r = lint_file(tmp_path, """
+    _, r = lint_file(tmp_path, """
         rules:
           # an unless can stop it: b may win
           - {id: a, category: compliance, keywords: [一证五号], unless: [已解除]}
