@@ -146,6 +146,7 @@ def check(config_path: Path) -> None:
         cfg = load_config(config_path)
     except ConfigError as exc:
         problems.extend(str(p) for p in exc.problems)
+        problems.extend(_rule_problems_of_invalid_config(config_path))
         _report_check(problems, [])
     try:
         rules = load_configured_rules(cfg)
@@ -162,6 +163,22 @@ def check(config_path: Path) -> None:
     if rules is not None and not problems:
         click.echo(f"rules: {len(rules.rules)} loaded, version {rules.version}")
     _report_check(problems, warnings)
+
+
+def _rule_problems_of_invalid_config(config_path: Path) -> list[str]:
+    """The rule files' problems, when the config is invalid elsewhere but its `rules`
+    section still says which files to load."""
+    from .config import configured_rule_sources
+    from .rules import RuleError, load_rules
+
+    sources = configured_rule_sources(config_path)
+    if sources is None:
+        return []
+    try:
+        load_rules(sources[0], use_defaults=sources[1])
+    except RuleError as exc:
+        return [str(p) for p in exc.problems]
+    return []
 
 
 def _with_position(config_path: Path, message: str) -> str:

@@ -232,21 +232,60 @@ class ConfigError(YamlFileError):
 
 
 def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
+    """The validated config, or ConfigError with every problem of the file at once:
+    unset `${VAR}`s together with validation problems, in line order."""
     path = Path(path)
-    try:
-        tree = load_yaml(path)
-        used: set[str] = set()
-        data = interpolate(tree, str(path), env, used)
-    except YamlFileError as exc:
-        raise ConfigError(exc.problems) from exc
-    if not isinstance(data, dict):
-        raise ConfigError([Problem(str(path), 1, "", "expected a mapping at the top level")])
+    tree, data, used, problems = _read(path, env)
+    if data is None:
+        raise ConfigError(problems)
+    cfg: Config | None = None
     try:
         cfg = Config.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, tree, str(path), Config)) from exc
+        unset = {p.key for p in problems}
+        # An unset variable reads as "": a complaint about that same value adds nothing.
+        problems += [p for p in validation_problems(exc, tree, str(path), Config)
+                     if not any(p.key == k or p.key.startswith((f"{k}.", f"{k}[")) for k in unset)]
+    if problems or cfg is None:
+        raise ConfigError(sorted(problems, key=lambda p: p.line or 0))
     cfg._secrets = tuple(sorted(v for v in used if len(v) >= 4))
     return cfg
+
+
+def _read(path: Path, env: typing.Mapping[str, str] | None
+          ) -> tuple[Any, dict[str, Any] | None, set[str], list[Problem]]:
+    """Parse and interpolate: (tree, data or None if unusable, values used, problems)."""
+    problems: list[Problem] = []
+    used: set[str] = set()
+    try:
+        tree = load_yaml(path)
+    except YamlFileError as exc:
+        return None, None, used, exc.problems
+    data = interpolate(tree, str(path), env, used, problems)
+    if not isinstance(data, dict):
+        problems.append(Problem(str(path), 1, "", "expected a mapping at the top level"))
+        return tree, None, used, problems
+    return tree, data, used, problems
+
+
+def configured_rule_sources(path: str | Path, env: typing.Mapping[str, str] | None = None
+                            ) -> tuple[list[Path], bool] | None:
+    """The rule files a config names and whether it loads the defaults, from its `rules`
+    section alone, so that `check` checks the rule files even when another section is
+    invalid. None when the `rules` section itself cannot be read."""
+    path = Path(path)
+    _, data, _, problems = _read(path, env)
+    if data is None:
+        return None
+    section = data.get("rules") or {}
+    if any(p.key == "rules" or p.key.startswith("rules.") for p in problems):
+        return None
+    try:
+        rules = RulesConfig.model_validate(section)
+    except ValidationError:
+        return None
+    files = [p if p.is_absolute() else path.parent / p for p in map(Path, rules.paths)]
+    return files, rules.use_defaults
 
 
 def validation_problems(

@@ -87,16 +87,20 @@ def _refuse_aliases(yaml: YAML, text: str, file: str) -> None:
 
 
 def interpolate(
-    node: Any, file: str, env: Mapping[str, str] | None = None, used: set[str] | None = None
+    node: Any, file: str, env: Mapping[str, str] | None = None, used: set[str] | None = None,
+    problems: list[Problem] | None = None,
 ) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string scalar, keeping positions.
 
     Returns plain dicts/lists; problems (unset variables without a default) are raised
-    together. The values taken from the environment are added to `used`, so that logging
-    can redact them: secrets come in this way.
+    together, or, if a `problems` list is given, appended to it (the unset variable then
+    reads as an empty string) so that the caller can report them with others. The values
+    taken from the environment are added to `used`, so that logging can redact them:
+    secrets come in this way.
     """
     env = os.environ if env is None else env
-    problems: list[Problem] = []
+    collect = problems is not None
+    problems = problems if problems is not None else []
 
     def sub(value: str, path: tuple[Any, ...], line: int | None) -> str:
         def one(m: re.Match[str]) -> str:
@@ -128,7 +132,7 @@ def interpolate(
         return n
 
     result = walk(node, (), None)
-    if problems:
+    if problems and not collect:
         raise YamlFileError(problems)
     return result
 

@@ -60,6 +60,26 @@ def test_invalid_config_exits_2_with_every_problem(demo_dir):
         assert "bad.yaml:5: poll.intervall: unknown key; did you mean `interval`?" in result.output
 
 
+def test_check_prints_unset_variables_validation_and_rule_problems_together(demo_dir):
+    (demo_dir / "site-rules.yaml").write_text(
+        "rules:\n  - id: site.bad\n    category: complience\n    keywords: [x]\n",
+        encoding="utf-8")
+    (demo_dir / "bad.yaml").write_text(
+        "source:\n  url: ${NO_SUCH_VAR_FOR_CHECK}\n  tabel: x\n"
+        "rules:\n  paths: [site-rules.yaml]\n", encoding="utf-8")
+    result = invoke("check", "-c", "bad.yaml")
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert lines[1:] == [
+        "bad.yaml:2: source.url: environment variable NO_SUCH_VAR_FOR_CHECK is not set (set "
+        "it, or write ${NO_SUCH_VAR_FOR_CHECK:-default})",
+        "bad.yaml:3: source.tabel: unknown key; did you mean `table`?",
+        "site-rules.yaml:3: rules[0].category: unknown category `complience`; did you mean "
+        "`compliance`? New categories go in a `categories:` list.",
+    ], result.output
+    assert lines[0] == "3 problem(s):"
+
+
 def test_run_once_counts_then_continues_where_it_stopped(demo_dir):
     first = invoke("run", "-c", "config.yaml", "--once")
     assert first.exit_code == 0, first.output

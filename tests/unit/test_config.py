@@ -59,6 +59,23 @@ def test_unset_variable_without_default_is_an_error(tmp_path):
     assert msg.startswith(f"{p}:2: source.url: environment variable DB_PASS is not set")
 
 
+def test_unset_variables_and_validation_problems_are_reported_together_by_line(tmp_path):
+    p = write(tmp_path, "source:\n  url: postgresql://u:${DB_PASS}@h/db\n  tabel: x\n"
+              "poll:\n  interval: ${POLL_EVERY}\n  intervall: 5s\n"
+              "state:\n  url: ${STATE_URL}\n")
+    assert problems(p) == [
+        f"{p}:2: source.url: environment variable DB_PASS is not set (set it, or write "
+        "${DB_PASS:-default})",
+        f"{p}:3: source.tabel: unknown key; did you mean `table`?",
+        # not also "'' is not a duration": the empty value is the unset variable's
+        f"{p}:5: poll.interval: environment variable POLL_EVERY is not set (set it, or "
+        "write ${POLL_EVERY:-default})",
+        f"{p}:6: poll.intervall: unknown key; did you mean `interval`?",
+        f"{p}:8: state.url: environment variable STATE_URL is not set (set it, or write "
+        "${STATE_URL:-default})",
+    ]
+
+
 def test_interpolation_with_default_and_secret_tracking(tmp_path):
     p = write(tmp_path, "source:\n  url: postgresql://u:${DB_PASS}@h/db\n"
               "state:\n  url: ${STATE_URL:-sqlite:///s.db}\n")
