@@ -15,7 +15,13 @@ from tests.integration.notify_servers import (
     SmtpServer,
     wait_until,
 )
-from tests.integration.notify_setup import ID_NUMBER, PHONE, make_alerting, signal
+from tests.integration.notify_setup import (
+    ID_NUMBER,
+    PHONE,
+    make_alerting,
+    make_config,
+    signal,
+)
 from watchdog.notifiers.apprise_channel import BODY_CHECKS, body_check
 from watchdog.notifiers.channel import TestMessage
 from watchdog.privacy import mask_url
@@ -229,6 +235,40 @@ def test_a_hanging_channel_does_not_delay_another(tmp_path):
     al.close()
     hanging.stop()
     fine.stop()
+
+
+def test_a_hanging_channel_does_not_delay_a_channel_added_by_reconfigure(tmp_path):
+    """The pool had one worker (one channel); the channel added by SIGHUP gets its own."""
+    hanging, added = HttpReceiver().start(), HttpReceiver().start()
+    hanging.hold = threading.Event()
+    hang = {"type": "webhook", "urls": [f"{hanging.url}/h"], "options": {"timeout": "20s"}}
+    al, _, _ = make_alerting(tmp_path, {"hanging": hang}, default_channels=["hanging"])
+    try:
+        al.evaluate([signal()], deliver=True)
+        wait_until(lambda: hanging.count() == 1, 10, "the hanging channel's request")
+        cfg = make_config(al.cfg.state.url, {"hanging": hang, "added": {
+            "type": "webhook", "urls": [f"{added.url}/a"]}},
+            default_channels=["hanging", "added"])
+        al.reconfigure(cfg)
+        al.evaluate([signal(carrier="中国电信")], deliver=True)
+        # arrives while the first channel's request is still held (up to 20 s)
+        wait_until(lambda: added.count() == 1, 10, "the added channel's message")
+        assert not hanging.hold.is_set() and hanging.count() == 1
+        assert added.received[0].json()["commonLabels"]["carrier"] == "中国电信"
+        hanging.hold.set()
+        # the old pool's task finishes; the hanging channel's second row follows it
+
+        def all_delivered() -> bool:
+            al.deliver_pending()
+            return al.outbox.pending_count() == 0
+
+        wait_until(all_delivered, 20, "every row to be delivered")
+        assert hanging.count() == 2 and added.count() == 1
+    finally:
+        hanging.hold.set()
+        al.close()
+        hanging.stop()
+        added.stop()
 
 
 def test_fallback_channel_gets_the_alert_when_every_route_channel_failed(tmp_path):

@@ -69,19 +69,25 @@ class Alerting:
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.engine)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.channels)),
-                                        thread_name_prefix="notify")
+        self._pool = _worker_pool(len(self.channels))
 
     def reconfigure(self, cfg: Config) -> None:
         """Take new channels, routes and alerting settings (SIGHUP).
 
         Raises ChannelSetupError (or a config error) before changing anything, so a bad
         edit leaves the running channels in place.
+
+        New tasks go to a fresh pool with one worker per channel of the new config; tasks
+        still running (a hanging channel, one just removed) finish in the old pool, whose
+        threads then end. As a channel has at most one task at a time, no channel ever
+        waits for another's worker.
         """
         channels = build_channels(cfg)
         routing = compile_routes(cfg.alerting, cfg.routes)
         with self._lock:
             self.cfg, self.channels, self.routing = cfg, channels, routing
+            retired, self._pool = self._pool, _worker_pool(len(channels))
+        retired.shutdown(wait=False)  # lets its running tasks finish
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -261,7 +267,16 @@ class Alerting:
         return queued > 0
 
     def close(self) -> None:
+        """Wait for the running deliveries (those of pools retired by `reconfigure` too)."""
+        with self._lock:
+            running = list(self._inflight.values())
         self._pool.shutdown(wait=True)
+        wait(running)
+
+
+def _worker_pool(channels: int) -> ThreadPoolExecutor:
+    """One worker per channel: a channel runs one delivery task at a time."""
+    return ThreadPoolExecutor(max_workers=max(1, channels), thread_name_prefix="notify")
 
 
 def build_channels(cfg: Config) -> dict[str, Channel]:
