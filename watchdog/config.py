@@ -25,7 +25,13 @@ from pydantic import (
 )
 
 from .alerts.config import AlertingConfig, ChannelConfig, RouteConfig, channel_problems
-from .configtypes import Duration, Strict, TimeZoneName, parse_duration  # noqa: F401 - re-exported
+from .configtypes import (  # noqa: F401 - Duration and parse_duration are re-exported
+    ConfigJsonSchema,
+    Duration,
+    Strict,
+    TimeZoneName,
+    parse_duration,
+)
 from .detect.config import DetectConfig
 from .yamlfile import Problem, YamlFileError, dotted, interpolate, load_yaml, locate
 
@@ -349,7 +355,7 @@ def _unwrap(tp: Any) -> Any:
 
 
 def config_json_schema() -> dict[str, Any]:
-    schema = Config.model_json_schema(by_alias=True)
+    schema = Config.model_json_schema(by_alias=True, schema_generator=ConfigJsonSchema)
     schema.get("properties", {}).pop("path", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "cancel-watchdog configuration"

@@ -6,9 +6,12 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from watchdog.config import ConfigError, config_json_schema, load_config, parse_duration
+from watchdog.configtypes import DURATION_JSON_SCHEMA
+from watchdog.yamlfile import interpolate, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,10 +114,60 @@ def test_durations(text, seconds):
     assert parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("bad", ["10x", "", "m", True, None, "-5s"])
+@pytest.mark.parametrize("bad", ["10x", "", "m", True, None, "-5s", -5, float("nan"), "PT10M"])
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def _duration_defaults(node, path=""):
+    """(path, default) of every property whose schema is the duration schema."""
+    if isinstance(node, dict):
+        if node.get("anyOf") and any(
+                isinstance(x, dict) and x.get("anyOf") == DURATION_JSON_SCHEMA["anyOf"]
+                for x in [node, *node["anyOf"]]) and "default" in node:
+            yield path, node["default"]
+        for key, value in node.items():
+            yield from _duration_defaults(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _duration_defaults(value, f"{path}/{i}")
+
+
+def test_json_schema_durations_are_what_the_loader_accepts():
+    schema = config_json_schema()
+    text = json.dumps(schema)
+    assert '"PT' not in text and '"format": "duration"' not in text
+    defaults = dict(_duration_defaults(schema))
+    assert defaults["/$defs/SourceConfig/properties/overlap"] == "10m"
+    assert defaults["/$defs/PollConfig/properties/interval"] == "30s"
+    assert len(defaults) > 20
+    for path, value in defaults.items():
+        if value is not None:
+            parse_duration(value)  # raises if the loader would refuse it
+            assert isinstance(value, str), path
+    validator = jsonschema.Draft202012Validator(
+        {**schema["$defs"]["PollConfig"], "$defs": schema["$defs"]})
+    for ok in ("10m", "30s", 90, 0.5, "1.5h", "500ms"):
+        assert validator.is_valid({"interval": ok}), ok
+        parse_duration(ok)
+    for bad in ("PT10M", "10x", -5, "soon", True):
+        assert not validator.is_valid({"interval": bad}), bad
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_example_config_validates_against_the_emitted_schema():
+    tree = load_yaml(REPO / "config.example.yaml")
+    data = interpolate(tree, "config.example.yaml", env={})  # ${VAR:-default}s -> defaults
+    schema = config_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    # and it is not a schema that accepts anything
+    assert not jsonschema.Draft202012Validator(schema).is_valid(
+        {**data, "poll": {"interval": "PT10M"}})
+    assert not jsonschema.Draft202012Validator(schema).is_valid({**data, "pol": {}})
 
 
 def test_json_schema_describes_the_config():
