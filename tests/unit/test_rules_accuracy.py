@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -102,3 +104,13 @@ def test_extra_reasons_are_not_copies_of_the_corpus():
         pytest.skip("shared corpus not found")
     corpus = {t for t, _, _ in read_rows(CORPUS)}
     assert not corpus & {t for t, _, _ in read_rows(EXTRA)}
+
+
+def test_a_passing_run_shows_the_confusion_matrix():
+    """What CI sees: pytest run without -s, the accuracy test passing."""
+    test = f"{Path(__file__)}::test_extra_reasons_accuracy"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           test], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "reasons-extra.tsv: non-AMBIG" in done.stdout
+    assert "label \\ got" in done.stdout
