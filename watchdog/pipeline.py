@@ -7,7 +7,7 @@ argument, so a backtest runs exactly the production code.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -92,7 +92,8 @@ class Pipeline:
     cfg: SourceConfig
     _order_until: datetime | None = field(default=None, init=False)
 
-    def poll(self, now: datetime) -> PollReport:
+    def poll(self, now: datetime,
+             should_stop: Callable[[], bool] | None = None) -> PollReport:
         """Read every new cancellation (up to the per-poll page budget) exactly once.
 
         Two phases. Forward: strictly after the stored cursor, at most
@@ -102,13 +103,21 @@ class Pipeline:
         and may already be behind the cursor. Dedupe keys make the re-read count nothing
         twice; it stops at the cursor, so its cost is bounded by the rows in the overlap
         window.
+
+        `should_stop` (the daemon's shutdown request) is asked after every committed
+        page: once it answers True the poll ends there, without the re-read and the order
+        count, and reports `caught_up` False. Each page commits atomically with the
+        cursor, so nothing is lost; the next poll (or the next start) continues from it.
         """
         rules = self.rules  # one ruleset per poll, even if a reload swaps it meanwhile
+        stop = should_stop or _never
         stored = self._load_cursor()
         progress = _Progress(cursor=stored)
         start = stored or Cursor(now - self.cfg.initial_lookback, None)
         caught_up = self._read(start, now, progress, rules,
-                               budget=self.cfg.max_batches_per_poll)
+                               budget=self.cfg.max_batches_per_poll, should_stop=stop)
+        if stop():
+            return self._report(now, progress, caught_up=False)
         if caught_up and stored is not None and progress.cursor is not None:
             # A late row is stamped at most `overlap` before it turns visible, and it
             # turns visible after the poll that moved the cursor past its stamp: so it
@@ -116,10 +125,17 @@ class Pipeline:
             # spell longer than the overlap skipped rows committed just before it ended.)
             recent = min(now, progress.cursor.changed_at) - self.cfg.overlap
             self._read(Cursor(recent, None), now, progress, rules, until=progress.cursor,
-                       rereading=True)
+                       rereading=True, should_stop=stop)
+            if stop():
+                return self._report(now, progress, caught_up=False)
         orders: tuple[tuple[OrderCount, ...], datetime, datetime] | None = None
         if self.cfg.count_orders:
             orders = self._count_orders(now)
+        return self._report(now, progress, caught_up, orders)
+
+    def _report(self, now: datetime, progress: _Progress, caught_up: bool,
+                orders: tuple[tuple[OrderCount, ...], datetime, datetime] | None = None,
+                ) -> PollReport:
         cursor = progress.cursor
         lag = 0.0 if caught_up or cursor is None else (now - cursor.changed_at).total_seconds()
         self.metrics.cursor_lag.set(max(lag, 0.0))
@@ -130,15 +146,18 @@ class Pipeline:
 
     def _read(self, after: Cursor, now: datetime, progress: _Progress, rules: Classifier,
               budget: int | None = None, until: Cursor | None = None,
-              rereading: bool = False) -> bool:
+              rereading: bool = False,
+              should_stop: Callable[[], bool] | None = None) -> bool:
         """Read, classify and commit pages from `after`; True when nothing is left.
 
-        Stops after `budget` pages (forward phase) or on reaching `until` (re-read). Rows
-        seen again in the forward phase are repeated upstream callbacks and are counted as
-        duplicates; in the re-read they are expected and not counted.
+        Stops after `budget` pages (forward phase), on reaching `until` (re-read), or
+        after the page in progress once `should_stop()` is true (then False: more may be
+        left). Rows seen again in the forward phase are repeated upstream callbacks and
+        are counted as duplicates; in the re-read they are expected and not counted.
         """
+        stop = should_stop or _never
         pages = 0
-        while budget is None or pages < budget:
+        while (budget is None or pages < budget) and not (pages and stop()):
             try:
                 rows = self.source.fetch_cancellations(after, self.cfg.batch_size)
             except SourceError as exc:
@@ -247,6 +266,10 @@ class Pipeline:
         elif stage == "state":
             self.metrics.state_up.set(0)
         raise PollFailed(stage, exc) from exc
+
+
+def _never() -> bool:
+    return False
 
 
 def _later(a: Cursor | None, b: Cursor) -> Cursor:

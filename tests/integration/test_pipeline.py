@@ -185,3 +185,51 @@ def test_unreachable_source_fails_the_poll_and_recovers(orders, db_url, tmp_path
         assert good.registry.get_sample_value("watchdog_source_up") == 1
     finally:
         good.close()
+
+
+def test_a_stop_request_ends_the_poll_after_the_page_in_progress(orders, db_url, tmp_path):
+    engine, table = orders
+    # 45 cancellations: 5 pages of 10, more than one poll's budget of 3 pages.
+    insert(engine, table, [row(i, T0 + timedelta(seconds=i), remark="BSS系统异常")
+                           for i in range(1, 46)])
+    cfg = make_config(db_url, table.name, tmp_path, count_orders=True,
+                      columns={"created_at": "created_at"})
+    parts = build(cfg)
+    asked: list[int] = []
+
+    def stop_after_first_page() -> bool:
+        asked.append(parts.store.count_events())
+        return True
+
+    try:
+        report = parts.pipeline.poll(NOW, should_stop=stop_after_first_page)
+        # One page read and committed with its cursor, then nothing else: no second
+        # page, no re-read, no order count.
+        assert (report.rows_read, report.pages, report.new, report.caught_up) == (
+            10, 1, 10, False)
+        assert report.orders_since is None
+        assert asked and set(asked) == {10}
+        assert parts.store.count_events() == 10
+        assert parts.store.load_cursor() == report.cursor
+    finally:
+        parts.close()
+    # The next start continues from the committed cursor: nothing lost, nothing twice.
+    again = build(cfg)
+    try:
+        assert poll_until_caught_up(again) == 35
+        assert again.store.count_events() == 45
+        assert totals(again) == {"system_fault": 45}
+    finally:
+        again.close()
+
+
+def test_without_a_stop_request_the_poll_uses_its_whole_budget(orders, db_url, tmp_path):
+    engine, table = orders
+    insert(engine, table, [row(i, T0 + timedelta(seconds=i), remark="BSS系统异常")
+                           for i in range(1, 46)])
+    parts = build(make_config(db_url, table.name, tmp_path))
+    try:
+        report = parts.pipeline.poll(NOW, should_stop=lambda: False)
+        assert (report.rows_read, report.pages, report.caught_up) == (30, 3, False)
+    finally:
+        parts.close()

@@ -32,7 +32,7 @@ class Pipeline:
         self.previous: weakref.ref[Report] | None = None
         self.alive_at_next_poll: list[bool] = []
 
-    def poll(self, now):
+    def poll(self, now, should_stop=None):
         if self.previous is not None:
             gc.collect()
             self.alive_at_next_poll.append(self.previous() is not None)
