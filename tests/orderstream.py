@@ -159,7 +159,8 @@ class Writer:
 
 def write_config(path: Path, orders_url: str, state_url: str, port: int, *,
                  table: str = "orders", extra_source: str = "", interval: str = "0.2s",
-                 batch_size: int = 7, level: str = "info") -> Path:
+                 batch_size: int = 7, max_batches_per_poll: int = 3,
+                 level: str = "info") -> Path:
     source_table = f"  table: {table}\n" if "query:" not in extra_source else ""
     path.write_text(f"""
 source:
@@ -168,7 +169,7 @@ source:
   dimensions:
     carrier: {{column: carrier}}
   batch_size: {batch_size}
-  max_batches_per_poll: 3
+  max_batches_per_poll: {max_batches_per_poll}
   overlap: 10m
 {extra_source}
 state:

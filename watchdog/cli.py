@@ -108,8 +108,10 @@ def run(config_path: Path, once: bool, log_level: str | None) -> None:
             "categories": report.by_category, "caught_up": report.caught_up,
         }, ensure_ascii=False))
     finally:
-        lease.release()
-        parts.close(utcnow())
+        try:
+            parts.close(utcnow())  # saves the detector state while this process leads
+        finally:
+            lease.release()
 
 
 def _assemble_or_exit(cfg: Config):

@@ -1,9 +1,12 @@
 """The long-running process: scheduler jobs, signals, back-off, the HTTP endpoint.
 
 Jobs never overlap (max_instances=1); a poll that is still running when the next is due
-is counted in `watchdog_polls_skipped_total`, not stacked. SIGTERM/SIGINT let the current
-poll finish its page, then exit 0; SIGHUP reloads the rules, and so does a change of the
-rule files (checked every RULES_WATCH_SECONDS).
+is counted in `watchdog_polls_skipped_total`, not stacked. SIGTERM/SIGINT end the running
+poll after the page it is committing (each page commits with the cursor, so the next
+start continues from there), then the leader saves the detector state, makes one last
+delivery attempt of at most FINAL_DELIVERY_SECONDS, releases the lease and the process
+exits 0 (1 if a shutdown step failed). SIGHUP reloads the rules, and so does a change of
+the rule files (checked every RULES_WATCH_SECONDS).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 
 from .config import ConfigError, load_config
 from .lease import Lease
+from .metrics import Metrics
 from .notifiers.apprise_channel import ChannelSetupError
 from .pipeline import PollFailed, PollReport
 from .rules import RuleError
@@ -33,6 +38,8 @@ log = structlog.get_logger("watchdog.daemon")
 
 MAX_BACKOFF = timedelta(minutes=5)
 RULES_WATCH_SECONDS = 5
+FINAL_DELIVERY_SECONDS = 5.0
+"""How long a stopping leader waits for due notifications before it lets go."""
 
 
 def utcnow() -> datetime:
@@ -68,7 +75,7 @@ class Poller:
         metrics = self.parts.metrics
         while not self.stop.is_set():
             try:
-                report = poll_once(self.parts, self.clock())
+                report = poll_once(self.parts, self.clock(), should_stop=self.stop.is_set)
             except PollFailed as exc:
                 self._back_off(exc)
                 return False
@@ -111,6 +118,12 @@ def reload_rules(parts: Parts) -> bool:
         # Same sources (a touch, a SIGHUP): keep the running set and its warm cache.
         log.info("rules_unchanged", version=running)
         return True
+    from .model import EXCLUDE
+
+    # A category (or exclude rule) the reload brought in gets its series at 0 before its
+    # first count, as those of the rules at start do.
+    parts.metrics.add_zero_series(
+        rules.categories, [r.id for r in rules.rules if r.category == EXCLUDE])
     parts.pipeline.rules = rules
     parts.metrics.set_rules_version(rules.version)
     log.info("rules_reloaded", version=rules.version)
@@ -154,9 +167,8 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     scheduler.add_job(_renew_lease, "interval", seconds=renew, id="lease",
                       args=[parts, lease, health, clock], max_instances=1, coalesce=True,
                       next_run_time=utcnow())
-    scheduler.add_job(poller, "interval", seconds=interval, id="poll", max_instances=1,
-                      coalesce=True, next_run_time=utcnow())
-    scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts],
+    schedule_poll(scheduler, poller, interval, parts.metrics)
+    scheduler.add_job(_prune, "interval", hours=1, id="prune", args=[parts, health],
                       max_instances=1, coalesce=True)
     if parts.alerting is not None:
         delivery = cfg.alerting.delivery.check_interval.total_seconds()
@@ -169,7 +181,6 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     rules_watch = ReloadOnChange(RuleFileWatcher(rule_paths(cfg)), lambda: reload_rules(parts))
     scheduler.add_job(rules_watch, "interval", seconds=RULES_WATCH_SECONDS, id="rules_watch",
                       max_instances=1, coalesce=True)
-    scheduler.add_listener(lambda e: _skipped(parts, e), EVENT_JOB_MAX_INSTANCES)
 
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,20 +196,77 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
         stop.wait()
         log.info("stopping")
     finally:
-        scheduler.shutdown(wait=True)  # lets a running poll finish its current page
-        lease.release()
-        server.stop()
-        parts.close(clock())
-    log.info("stopped")
-    return 0
+        # Waits for the running jobs: a poll ends after the page it is committing.
+        scheduler.shutdown(wait=True)
+        clean = shut_down(parts, lease, health.leader, server.stop, clock())
+    log.info("stopped", clean=clean)
+    return 0 if clean else 1
 
 
-def poll_once(parts: Parts, now: datetime) -> PollReport:
+def schedule_poll(scheduler: BaseScheduler, poller: Callable[[], None], interval: float,
+                  metrics: Metrics) -> None:
+    """The poll job. Polls never overlap (max_instances=1): a run that falls due while
+    the previous one is still going is skipped and counted in
+    `watchdog_polls_skipped_total`, and missed runs are not queued up (coalesce)."""
+    scheduler.add_job(poller, "interval", seconds=interval, id="poll", max_instances=1,
+                      coalesce=True, next_run_time=utcnow())
+
+    def skipped(event: JobSubmissionEvent) -> None:
+        if event.job_id == "poll":
+            metrics.polls_skipped.inc()
+
+    scheduler.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
+
+
+def shut_down(parts: Parts, lease: Lease, leading: bool, stop_server: Callable[[], None],
+              now: datetime) -> bool:
+    """Let go in the order a standby relies on; True if every step succeeded.
+
+    The leader saves the detector state *before* it releases the lease, so the replica
+    that takes over loads the current baselines, not the last periodic save. Every step
+    runs even if one before it failed (a state database that went away must not keep
+    the lease, the port or the connections open); a failure is logged.
+    """
+    clean = True
+
+    def step(name: str, action: Callable[[], object]) -> None:
+        nonlocal clean
+        try:
+            action()
+        except Exception as exc:
+            clean = False
+            log.error("shutdown_step_failed", step=name, error=repr(exc)[:500])
+
+    if leading and parts.stage is not None:
+        stage = parts.stage
+
+        def save_detector() -> None:
+            # A lease lost since the last renewal: the replica holding it now owns the
+            # saved state, and this one must not overwrite it.
+            if not lease.try_acquire():
+                log.warning("detector_not_saved", reason="leadership lost")
+                return
+            stage.save(now)
+
+        step("save_detector", save_detector)
+    if leading and parts.alerting is not None:
+        alerting = parts.alerting
+        step("final_delivery", lambda: alerting.finish(FINAL_DELIVERY_SECONDS))
+    step("release_lease", lease.release)
+    step("stop_http", stop_server)
+    step("close", parts.close)  # no `now`: the detector state was saved above
+    return clean
+
+
+def poll_once(parts: Parts, now: datetime,
+              should_stop: Callable[[], bool] | None = None) -> PollReport:
     """One timed poll followed by detection and the alert lifecycle; raises PollFailed
-    (after handing the open episodes to alerting, so firing alerts stay firing)."""
+    (after handing the open episodes to alerting, so firing alerts stay firing).
+
+    `should_stop` ends the poll after the page in progress (see `Pipeline.poll`)."""
     started = time.perf_counter()
     try:
-        report = parts.pipeline.poll(now)
+        report = parts.pipeline.poll(now, should_stop=should_stop)
     except PollFailed:
         after_poll(parts, None, now)
         raise
@@ -242,7 +310,9 @@ def _digest(parts: Parts, health: Health, clock: Callable[[], datetime]) -> None
         parts.alerting.send_digest(clock())
 
 
-def _prune(parts: Parts) -> None:
+def _prune(parts: Parts, health: Health) -> None:
+    if not health.leader:  # like the poll: one replica writes, the others stand by
+        return
     before = utcnow() - parts.cfg.state.retention
     events, keys = parts.store.prune(before)
     if parts.alerting is not None:
@@ -250,7 +320,3 @@ def _prune(parts: Parts) -> None:
     if events or keys:
         log.info("pruned", events=events, dedupe_keys=keys, before=before.isoformat())
 
-
-def _skipped(parts: Parts, event: JobExecutionEvent) -> None:
-    if event.job_id == "poll":
-        parts.metrics.polls_skipped.inc()

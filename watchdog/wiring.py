@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,12 +53,15 @@ class Parts:
         self.metrics.leader.set(0)
 
     def close(self, now: datetime | None = None) -> None:
-        if self.stage is not None and now is not None:
-            self.stage.save(now)
-        if self.alerting is not None:
-            self.alerting.close()
-        self.source.close()
-        self.store.close()
+        """Save the detector state (with `now`), then close everything. Every step runs
+        even if one before it raised; the error is raised at the end."""
+        with contextlib.ExitStack() as closing:  # callbacks run last-in, first-out
+            closing.callback(self.store.close)
+            closing.callback(self.source.close)
+            if self.alerting is not None:
+                closing.callback(self.alerting.close)
+            if self.stage is not None and now is not None:
+                closing.callback(self.stage.save, now)
 
 
 def rule_paths(cfg: Config) -> list[Path]:

@@ -34,6 +34,7 @@ from ..model import Signal
 from .channel import Channel, Digest, UrlResult
 from .metrics import NotifierMetrics
 from .outbox import DELIVERED, FAILED, PENDING, Outbox, OutboxRow, enqueue, notification_rows
+from .pacing import Pacer
 from .render import Renderer
 from .router import Routing, compile_routes
 
@@ -62,10 +63,13 @@ class Alerting:
     metrics: NotifierMetrics
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
+    pacer: Pacer = field(default_factory=Pacer)
+    """Remembers each URL's last request for `min_interval`, across reloads."""
     outbox: Outbox = field(init=False)
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
     _inflight: dict[str, Future[list[Attempt]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closing: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.engine)
@@ -82,7 +86,7 @@ class Alerting:
         threads then end. As a channel has at most one task at a time, no channel ever
         waits for another's worker.
         """
-        channels = build_channels(cfg)
+        channels = build_channels(cfg, self.pacer)
         routing = compile_routes(cfg.alerting, cfg.routes)
         with self._lock:
             self.cfg, self.channels, self.routing = cfg, channels, routing
@@ -120,11 +124,13 @@ class Alerting:
 
     # --- delivery ----------------------------------------------------------------------
 
-    def deliver_pending(self, wait_for: bool = True) -> list[Attempt]:
+    def deliver_pending(self, wait_for: bool = True,
+                        timeout: float | None = None) -> list[Attempt]:
         """Start a delivery task for each channel with due rows that has none running.
 
-        With `wait_for`, wait for the tasks (those already running included) and return
-        their attempts; otherwise return at once.
+        With `wait_for`, wait for the tasks (those already running included), at most
+        `timeout` seconds, and return the attempts of those that finished; otherwise
+        return at once.
         """
         due = self.outbox.due(self.clock())
         futures: list[Future[list[Attempt]]] = []
@@ -141,8 +147,8 @@ class Alerting:
                 futures.append(fut)
         if not wait_for:
             return []
-        wait(futures)
-        return [a for f in futures for a in f.result()]
+        done, _ = wait(futures, timeout=timeout)
+        return [a for f in futures if f in done for a in f.result()]
 
     def _drain(self, channel_name: str) -> list[Attempt]:
         """Deliver one channel's due rows in order; stop at the first that must wait."""
@@ -150,6 +156,8 @@ class Alerting:
         try:
             rows = self.outbox.due(self.clock()).get(channel_name, [])
             for row in rows:
+                if self._closing.is_set():
+                    break  # shutting down: the rest stays pending for the next leader
                 attempt = self._attempt(row)
                 if attempt is None:
                     continue
@@ -171,7 +179,9 @@ class Alerting:
             return Attempt(row.id, row.channel, "failed", ())
         opts = getattr(channel, "cfg", None)
         timeout = opts.options.timeout if opts is not None else timedelta(seconds=10)
-        lease = timeout * max(1, channel.url_count) + timedelta(seconds=30)
+        pace = opts.options.min_interval if opts is not None else timedelta(0)
+        # each URL may wait min_interval for its turn, then take up to the timeout
+        lease = (timeout + pace) * max(1, channel.url_count) + timedelta(seconds=30)
         if not self.outbox.claim(row.id, now, lease):
             return None
         if now >= row.deadline_at:
@@ -266,8 +276,18 @@ class Alerting:
             self.deliver_pending(wait_for=False)
         return queued > 0
 
+    def finish(self, within: float) -> None:
+        """At shutdown: one last delivery of what is due, waited for at most `within`
+        seconds; deliveries still running then stop after the row they are sending
+        (`close` waits for that). Rows not sent stay in the outbox for the next leader."""
+        try:
+            self.deliver_pending(wait_for=True, timeout=within)
+        finally:
+            self._closing.set()
+
     def close(self) -> None:
         """Wait for the running deliveries (those of pools retired by `reconfigure` too)."""
+        self._closing.set()
         with self._lock:
             running = list(self._inflight.values())
         self._pool.shutdown(wait=True)
@@ -279,22 +299,25 @@ def _worker_pool(channels: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, channels), thread_name_prefix="notify")
 
 
-def build_channels(cfg: Config) -> dict[str, Channel]:
+def build_channels(cfg: Config, pacer: Pacer | None = None) -> dict[str, Channel]:
     from ..alerts.config import ChannelConfig
     from .alertmanager_sink import AlertmanagerSink
     from .apprise_channel import AppriseChannel
     from .webhook_channel import WebhookChannel
 
     renderer = Renderer(cfg.alerting.links)
+    pacer = pacer or Pacer()
     out: dict[str, Channel] = {}
     for name, ch in cfg.channels.items():
         assert isinstance(ch, ChannelConfig)
         if ch.type == "apprise":
-            out[name] = AppriseChannel(name, ch, renderer)
+            out[name] = AppriseChannel(name, ch, renderer, pacer)
         elif ch.type == "webhook":
-            out[name] = WebhookChannel(name, ch, cfg.alerting.links, cfg.alerting.external_url)
+            out[name] = WebhookChannel(name, ch, cfg.alerting.links, cfg.alerting.external_url,
+                                       pacer)
         else:
-            out[name] = AlertmanagerSink(name, ch, cfg.alerting.links, cfg.alerting.external_url)
+            out[name] = AlertmanagerSink(name, ch, cfg.alerting.links,
+                                         cfg.alerting.external_url, pacer)
     return out
 
 
@@ -305,10 +328,12 @@ def build_alerting(cfg: Config, engine: Engine, registry: CollectorRegistry,
 
     Raises apprise_channel.ChannelSetupError for a URL apprise cannot use.
     """
-    channels = build_channels(cfg)
+    pacer = Pacer()
+    channels = build_channels(cfg, pacer)
     routing = compile_routes(cfg.alerting, cfg.routes)
     metrics = NotifierMetrics(registry, channels)
-    alerting = Alerting(cfg, engine, routing, channels, metrics, clock, rng or random.Random())
+    alerting = Alerting(cfg, engine, routing, channels, metrics, clock, rng or random.Random(),
+                        pacer)
     alerting._pending_gauge()
     return alerting
 
