@@ -52,6 +52,15 @@ class Ledger(Collector):
                     self._values[key] = float(value)
             self._active = True
 
+    def add_zero_series(self, keys: Iterable[CounterKey]) -> None:
+        """More series that exist at 0: now if exporting, and from every later takeover."""
+        with self._lock:
+            new = [k for k in keys if k not in self._zero]
+            self._zero += tuple(new)
+            if self._active:
+                for key in new:
+                    self._values.setdefault(key, 0.0)
+
     def deactivate(self) -> None:
         """Stop exporting (on losing leadership)."""
         with self._lock:

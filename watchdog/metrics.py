@@ -44,9 +44,7 @@ class Metrics:
         }
         if count_orders:
             label_names[ORDERS] = dims
-        blank = tuple((d, "") for d in dims)
-        zero = [(CANCELLATIONS, tuple(sorted((("category", c), *blank)))) for c in categories]
-        zero += [(EXCLUDED, (("rule", rule),)) for rule in exclude_rules]
+        zero = self._zero_series(categories, exclude_rules)
         zero.append((DUPLICATES, ()))
         self.ledger = Ledger(label_names, zero)
         registry.register(self.ledger)
@@ -87,6 +85,18 @@ class Metrics:
 
         for stage in POLL_STAGES:
             self.poll_errors.labels(stage=stage)
+
+    def _zero_series(self, categories: Iterable[str],
+                     exclude_rules: Iterable[str]) -> list[CounterKey]:
+        blank = tuple((d, "") for d in self.dimension_labels)
+        zero = [(CANCELLATIONS, tuple(sorted((("category", c), *blank)))) for c in categories]
+        zero += [(EXCLUDED, (("rule", rule),)) for rule in exclude_rules]
+        return zero
+
+    def add_zero_series(self, categories: Iterable[str], exclude_rules: Iterable[str]) -> None:
+        """Series at 0 for categories and exclude rules that a rules reload brought in,
+        like those of the rules at start (a category's rate is 0, not absent)."""
+        self.ledger.add_zero_series(self._zero_series(categories, exclude_rules))
 
     def add(self, counts: Mapping[CounterKey, int]) -> None:
         """Apply counter increments (as committed to the state database)."""

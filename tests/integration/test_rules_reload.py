@@ -145,3 +145,48 @@ def test_a_reload_during_a_poll_applies_from_the_next_poll(setup):
         source.fetch_cancellations = original  # type: ignore[method-assign]
     assert edited
     assert categories_of_new_rows(parts, engine, table, 10, NOW) == {"compliance": 1}
+
+
+LOGISTICS = """
+categories: [logistics]
+rules:
+  - id: site.lost_parcel
+    category: logistics
+    priority: 50
+    keywords: [丢件]
+  - id: site.drill
+    category: exclude
+    keywords: [演练单]
+"""
+
+
+def cancellations(parts: Parts) -> dict[str, float]:
+    return {dict(k)["category"]: v
+            for k, v in sample(parts, "watchdog_cancellations_total").items()}
+
+
+def test_a_category_added_by_a_reload_gets_its_zero_series(setup):
+    parts, job, rules_file, engine, table = setup
+    parts.take_lead(NOW)
+    before = cancellations(parts)
+    assert before and set(before.values()) == {0.0}
+    assert "logistics" not in before
+
+    write_rules(rules_file, LOGISTICS, 1)
+    job()
+    after = cancellations(parts)
+    assert after["logistics"] == 0.0  # exists before the first lost parcel
+    assert set(after) == set(before) | {"logistics"}
+    excluded = {dict(k)["rule"]: v
+                for k, v in sample(parts, "watchdog_excluded_cancellations_total").items()}
+    assert excluded["site.drill"] == 0.0
+
+    # and the next leader (a takeover after a step-down) exports it too
+    parts.step_down()
+    assert cancellations(parts) == {}
+    parts.take_lead(NOW)
+    assert cancellations(parts)["logistics"] == 0.0
+
+    insert(engine, table, [row(1, T0, remark="快递丢件")])
+    assert parts.pipeline.poll(NOW).by_category == {"logistics": 1}
+    assert cancellations(parts)["logistics"] == 1.0
