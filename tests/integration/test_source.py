@@ -361,6 +361,18 @@ def test_check_warns_about_a_missing_index(writer, db_url, unique_name):
     assert "CREATE INDEX" in warnings[0] and "(created_at)" in warnings[1]
 
 
+def test_check_accepts_an_index_on_changed_at_alone(writer, db_url, unique_name):
+    """The id of the keyset is inside an OR: only changed_at bounds the scan (see
+    source_check.check_table), so (updated_at) serves the poll like (updated_at, id)."""
+    table = orders_table(unique_name, indexed=False)
+    sa.Index(f"ix_{unique_name}_updated_at", table.c.updated_at)
+    table.metadata.create_all(writer)
+    try:
+        assert OrderSource(config(db_url, unique_name), writer).check() == []
+    finally:
+        table.metadata.drop_all(writer)
+
+
 # -- read-only, timeouts and failures ---------------------------------------------------
 
 
