@@ -56,6 +56,8 @@ class Received:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)
+    """When the request was read (time.monotonic)."""
 
     def json(self) -> Any:
         return json.loads(self.body)

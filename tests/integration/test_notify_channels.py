@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import apprise
 import pytest
@@ -293,14 +294,73 @@ def test_ten_alerts_to_one_bot_are_not_throttled(tmp_path, receiver, monkeypatch
     import apprise.url as apprise_url
 
     sleeps: list[float] = []
+    # apprise_url.time is the time module: every time.sleep (the pacer's too) is recorded
     monkeypatch.setattr(apprise_url.time, "sleep", lambda s: sleeps.append(s))
     al, _, _ = make_alerting(tmp_path, {"oncall": dingtalk(receiver)})
     al.evaluate([signal(carrier=f"运营商{i}") for i in range(10)], deliver=False)
     attempts = al.deliver_pending()
     assert [a.result for a in attempts] == ["delivered"] * 10
     assert receiver.count() == 10
-    assert sleeps == []  # apprise's throttle never waited
+    assert sleeps == []  # neither apprise's throttle nor the min_interval pacer waited
     al.close()
+
+
+def spacings(receiver: HttpReceiver) -> list[float]:
+    times = [r.at for r in receiver.received]
+    return [b - a for a, b in pairwise(times)]
+
+
+@pytest.mark.parametrize("kind", ["apprise", "webhook"])
+def test_min_interval_spaces_requests_to_one_url_across_sends_and_reloads(
+        tmp_path, receiver, kind):
+    pace = 0.4
+    url = (f"json://127.0.0.1:{receiver.port}/bot" if kind == "apprise"
+           else f"{receiver.url}/bot")
+    channels = {"bot": {"type": kind, "urls": [url], "options": {"min_interval": f"{pace}s"}}}
+    al, _, _ = make_alerting(tmp_path, channels)
+    try:
+        al.evaluate([signal(carrier=f"运营商{i}") for i in range(3)], deliver=False)
+        assert [a.result for a in al.deliver_pending()] == ["delivered"] * 3
+        # a reload builds new channel objects; the pace of the URL carries over
+        al.reconfigure(make_config(al.cfg.state.url, channels))
+        al.evaluate([signal(carrier="运营商3")], deliver=False)
+        assert [a.result for a in al.deliver_pending()] == ["delivered"]
+        assert receiver.count() == 4
+        gaps = spacings(receiver)
+        assert len(gaps) == 3 and min(gaps) >= pace, gaps
+    finally:
+        al.close()
+
+
+def test_min_interval_is_bounded():
+    from pydantic import ValidationError
+
+    from watchdog.alerts.config import ChannelOptions
+
+    assert ChannelOptions.model_validate({"min_interval": "3s"}).min_interval.seconds == 3
+    with pytest.raises(ValidationError, match="between 0s and 60s"):
+        ChannelOptions.model_validate({"min_interval": "5m"})
+
+
+def test_min_interval_waits_only_in_its_own_channel(tmp_path):
+    paced, free = HttpReceiver(respond=lambda _: (200, b"")).start(), HttpReceiver().start()
+    channels = {
+        "paced": {"type": "webhook", "urls": [f"{paced.url}/p"],
+                  "options": {"min_interval": "2s"}},
+        "free": {"type": "webhook", "urls": [f"{free.url}/f"]},
+    }
+    al, _, _ = make_alerting(tmp_path, channels, default_channels=["paced", "free"])
+    try:
+        al.evaluate([signal(carrier=f"运营商{i}") for i in range(3)], deliver=False)
+        attempts = al.deliver_pending()
+        assert sorted(a.result for a in attempts) == ["delivered"] * 6
+        assert min(spacings(paced)) >= 2.0
+        # the free channel's three went out while the paced one waited for its second
+        assert max(r.at for r in free.received) < paced.received[1].at
+    finally:
+        al.close()
+        paced.stop()
+        free.stop()
 
 
 def test_alertmanager_v4_webhook_payload(tmp_path, receiver):

@@ -17,6 +17,8 @@ from ..configtypes import Duration, Strict, TimeZoneName
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IM_LIMIT_BYTES = 2048
 """WeCom bots refuse text over 2048 bytes; the tightest of the usual IM limits."""
+MAX_MIN_INTERVAL = timedelta(seconds=60)
+"""A longer pause between sends would hold a stopping daemon and a row's outbox lease."""
 
 
 class ChannelOptions(Strict):
@@ -29,8 +31,10 @@ class ChannelOptions(Strict):
         default="markdown", description="Body format handed to apprise.")
     min_interval: Duration = Field(
         default=timedelta(0),
-        description="Least time between two requests to one URL (apprise's throttle). "
-        "Messages are batched per group, so 0 is safe for IM bots.")
+        description="Least time from the end of one request to one URL to the start of "
+        "the next (at most 60s), for a bot with a rate limit (DingTalk and WeCom allow 20 "
+        "messages a minute: 3s). The channel's delivery task waits; other channels do "
+        "not. Messages are grouped, so 0 (never wait) suits most bots.")
     endpoint: str | None = Field(
         default=None,
         description="Override the HTTP endpoint of a cloud-only apprise plugin (DingTalk, "
@@ -39,6 +43,13 @@ class ChannelOptions(Strict):
         default=timedelta(hours=6),
         description="alertmanager sink: endsAt of a firing alert is this far after each "
         "notification, so Alertmanager keeps it firing between our repeats.")
+
+    @field_validator("min_interval")
+    @classmethod
+    def _bounded_pace(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0) or v > MAX_MIN_INTERVAL:
+            raise ValueError("must be between 0s and 60s")
+        return v
 
 
 class ChannelConfig(Strict):

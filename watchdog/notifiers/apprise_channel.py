@@ -1,7 +1,8 @@
 """A channel of apprise URLs: email, DingTalk, WeCom, Feishu/Lark, Slack, Telegram, json/form.
 
 One plugin instance per URL and delivery, so apprise's per-instance throttle never makes
-queued alerts wait for each other (and `min_interval` sets it when a bot needs it).
+queued alerts wait for each other; `options.min_interval` is kept by the `Pacer`
+(pacing.py) across sends instead.
 Responses are read through `http_tap`. For the services whose APIs report a refusal in
 a 200 body (DingTalk and WeCom bots: `errcode`; Feishu/Lark bots: `code`, older hooks
 `StatusCode`; 0 means success), such a body is a failure, classified permanent unless
@@ -21,6 +22,7 @@ from ..alerts.values import Notification
 from ..privacy import mask_text, mask_url
 from .channel import Deliverable, Digest, UrlResult, http_permanent
 from .http_tap import TapRecord, capture
+from .pacing import Pacer
 from .render import Message, Renderer
 
 
@@ -66,10 +68,12 @@ class ChannelSetupError(ValueError):
 
 
 class AppriseChannel:
-    def __init__(self, name: str, cfg: ChannelConfig, renderer: Renderer) -> None:
+    def __init__(self, name: str, cfg: ChannelConfig, renderer: Renderer,
+                 pacer: Pacer | None = None) -> None:
         self.name = name
         self.cfg = cfg
         self.renderer = renderer
+        self.pacer = pacer or Pacer()
         for i, url in enumerate(cfg.urls):
             if self._plugin(url) is None:
                 raise ChannelSetupError(
@@ -101,6 +105,8 @@ class AppriseChannel:
         if not plugin:
             return None
         opts = self.cfg.options
+        # Between the requests of one send (e.g. one per Telegram chat); the Pacer keeps
+        # the interval between sends, as apprise does not wait before a first request.
         plugin.request_rate_per_sec = opts.min_interval.total_seconds()
         timeout = opts.timeout.total_seconds()
         plugin.socket_connect_timeout = timeout
@@ -123,7 +129,8 @@ class AppriseChannel:
         body_format = (apprise.NotifyFormat.MARKDOWN if self.cfg.options.format == "markdown"
                        else apprise.NotifyFormat.TEXT)
         try:
-            with capture() as responses:
+            with (self.pacer.turn(url, self.cfg.options.min_interval.total_seconds()),
+                  capture() as responses):
                 ok = plugin.notify(body=msg.body, title=msg.title, body_format=body_format)
         except Exception as exc:  # a plugin bug must not stop the outbox
             return UrlResult(index, safe, False, False, f"{type(exc).__name__}")

@@ -17,6 +17,7 @@ from ..alerts.config import ChannelConfig, LinksConfig
 from ..alerts.values import FIRING, Alert, Notification, fingerprint
 from ..privacy import mask_text, mask_url
 from .channel import Deliverable, Digest, TestMessage, UrlResult, http_permanent
+from .pacing import Pacer
 from .render import category_name
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -115,11 +116,12 @@ class JsonPostChannel:
     """
 
     def __init__(self, name: str, cfg: ChannelConfig, links: LinksConfig,
-                 external_url: str) -> None:
+                 external_url: str, pacer: Pacer | None = None) -> None:
         self.name = name
         self.cfg = cfg
         self.links = links
         self.external_url = external_url
+        self.pacer = pacer or Pacer()
 
     @property
     def url_count(self) -> int:
@@ -138,9 +140,11 @@ class JsonPostChannel:
             return [UrlResult(i, mask_url(u), True, False, "skipped: digest") for i, u in chosen]
         doc = self.document(item)
         timeout = self.cfg.options.timeout.total_seconds()
+        pace = self.cfg.options.min_interval.total_seconds()
         out = []
         for i, url in chosen:
-            r = post_json(self.target(url), doc, timeout)
+            with self.pacer.turn(url, pace):
+                r = post_json(self.target(url), doc, timeout)
             out.append(UrlResult(i, mask_url(url), r.ok, r.permanent, r.detail))
         return out
 
