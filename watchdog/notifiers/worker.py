@@ -69,6 +69,7 @@ class Alerting:
     _pool: ThreadPoolExecutor = field(init=False, repr=False)
     _inflight: dict[str, Future[list[Attempt]]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closing: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.engine)
@@ -123,11 +124,13 @@ class Alerting:
 
     # --- delivery ----------------------------------------------------------------------
 
-    def deliver_pending(self, wait_for: bool = True) -> list[Attempt]:
+    def deliver_pending(self, wait_for: bool = True,
+                        timeout: float | None = None) -> list[Attempt]:
         """Start a delivery task for each channel with due rows that has none running.
 
-        With `wait_for`, wait for the tasks (those already running included) and return
-        their attempts; otherwise return at once.
+        With `wait_for`, wait for the tasks (those already running included), at most
+        `timeout` seconds, and return the attempts of those that finished; otherwise
+        return at once.
         """
         due = self.outbox.due(self.clock())
         futures: list[Future[list[Attempt]]] = []
@@ -144,8 +147,8 @@ class Alerting:
                 futures.append(fut)
         if not wait_for:
             return []
-        wait(futures)
-        return [a for f in futures for a in f.result()]
+        done, _ = wait(futures, timeout=timeout)
+        return [a for f in futures if f in done for a in f.result()]
 
     def _drain(self, channel_name: str) -> list[Attempt]:
         """Deliver one channel's due rows in order; stop at the first that must wait."""
@@ -153,6 +156,8 @@ class Alerting:
         try:
             rows = self.outbox.due(self.clock()).get(channel_name, [])
             for row in rows:
+                if self._closing.is_set():
+                    break  # shutting down: the rest stays pending for the next leader
                 attempt = self._attempt(row)
                 if attempt is None:
                     continue
@@ -271,8 +276,18 @@ class Alerting:
             self.deliver_pending(wait_for=False)
         return queued > 0
 
+    def finish(self, within: float) -> None:
+        """At shutdown: one last delivery of what is due, waited for at most `within`
+        seconds; deliveries still running then stop after the row they are sending
+        (`close` waits for that). Rows not sent stay in the outbox for the next leader."""
+        try:
+            self.deliver_pending(wait_for=True, timeout=within)
+        finally:
+            self._closing.set()
+
     def close(self) -> None:
         """Wait for the running deliveries (those of pools retired by `reconfigure` too)."""
+        self._closing.set()
         with self._lock:
             running = list(self._inflight.values())
         self._pool.shutdown(wait=True)
