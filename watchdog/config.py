@@ -49,8 +49,9 @@ class DimensionConfig(Strict):
         default=20,
         ge=1,
         le=1000,
-        description="At most this many distinct values get their own metric label; the rest "
-        "are reported as `other`.",
+        description="The first this many distinct values seen get their own metric label "
+        "(stored, kept across restarts; not re-ranked by volume, which would churn series); "
+        "every other value is reported as `other`.",
     )
 
 
