@@ -237,6 +237,9 @@ def test_benign_pattern_quiet(case: Case, warm_state, tmp_path: Path) -> None:
     assert not firing, _brief(firing)
 
 
+# A simulated week through the detector: about 2-4 minutes on a quiet 2-core machine,
+# over 5 on a busy one; the suite-wide 300 s limit is for tests that hang.
+@pytest.mark.timeout(1200)
 def test_clean_stream_quiet(warm_state) -> None:
     """Nightly timeout jobs, the 09:00 review release, callback repeats, promotion bursts,
     small night denominators, high-reject products, the month end, ops bulk actions and
