@@ -4,7 +4,8 @@ counts end equal to the ground truth.
 - PostgreSQL (a throwaway cluster of our own) stopped for WATCHDOG_FAULT_OUTAGE_S seconds
   (default 60, the issue's figure) mid-stream, then started again;
 - MariaDB: our session KILLed in the middle of a SELECT, three times;
-- PostgreSQL: the order table locked, so the SELECT hits the statement timeout.
+- PostgreSQL: the order table locked, so the SELECT hits the statement timeout;
+- SQLite: the order database does not exist yet when the daemon starts.
 
 The state database is a SQLite file: a daemon on the shared PostgreSQL would contend for
 the leader lock with other users of the server.
@@ -30,6 +31,7 @@ from tests.orderstream import (
     stop_daemon,
     write_config,
 )
+from watchdog.demo_db import create_order_db
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +90,50 @@ def test_postgres_stopped_mid_stream_then_restarted(tmp_path, own_postgres):
     text = log_events(log)
     assert '"poll_failed"' in text and '"stage": "source"' in text
     assert "check source.url, that the server is up" in text
+    assert ID_NUMBER not in text
+
+
+def test_started_while_the_order_database_is_unreachable(tmp_path):
+    """The daemon starts before its order database exists (a SQLite file that is not
+    there yet): it runs, says so on /metrics, and once the database appears with a
+    backlog in it, counts that backlog and what follows exactly once."""
+    orders = tmp_path / "orders.db"
+    port = free_port()
+    cfg = write_config(tmp_path / "config.yaml", f"sqlite:///{orders}",
+                       f"sqlite:///{tmp_path / 'state.db'}", port)
+    log = tmp_path / "daemon.log"
+    proc = start_daemon(cfg, log)
+    staging = tmp_path / "staging.db"
+    platform = None
+    try:
+        wait_for(lambda: metric(port, "watchdog_source_up") == 0.0, 60,
+                 "watchdog_source_up 0 at start", log)
+        wait_for(lambda: source_errors(port) >= 2, 60, "a retried, failed poll", log)
+        assert proc.poll() is None
+        assert metric(port, "watchdog_cancellations_total", category="compliance") == 0.0
+        assert not orders.exists()  # read-only: the watchdog never creates it
+        # The database comes up (restored, say) holding a backlog of several pages.
+        platform = Platform(f"sqlite:///{staging}", "orders")
+        for _ in range(5):
+            platform.round()
+        platform.engine.dispose()  # the last connection checkpoints the WAL into the file
+        staging.rename(orders)
+        platform.engine = create_order_db(f"sqlite:///{orders}")
+        with Writer(platform, every=0.2):
+            wait_for(lambda: metric(port, "watchdog_source_up") == 1.0, 120,
+                     "the daemon to reach the database (after its back-off)", log)
+            wait_for(lambda: sum(counted(port).values()) >= 5 * 20 * 0.3, 60,
+                     "the backlog to be counted", log)
+        expected = platform.expected()
+        wait_for(lambda: counted(port) == expected, 120, "counts to equal the ground truth",
+                 log)
+        assert proc.poll() is None
+    finally:
+        stop_daemon(proc, log)
+        if platform is not None:
+            platform.engine.dispose()
+    text = log_events(log)
+    assert '"poll_failed"' in text and '"stage": "source"' in text
     assert ID_NUMBER not in text
 
 
