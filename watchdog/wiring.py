@@ -86,7 +86,7 @@ def assemble(cfg: Config, registry: CollectorRegistry | None = None,
     """
     registry = registry or CollectorRegistry()
     rules = rules or load_configured_rules(cfg)
-    store = StateStore.open(cfg.state.url)
+    store = StateStore.open(cfg.state.url, cfg.state.lease_interval)
     labels = LabelPolicy(cfg.source.dimensions, store.admitted_labels())
     excludes = [r.id for r in rules.rules if r.category == EXCLUDE]
     metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders,

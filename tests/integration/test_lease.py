@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from watchdog.lease import AlreadyRunning, DatabaseLease, FileLease, SoleLease, lease_for
+from watchdog.store import StateStore
 
 
 @pytest.mark.parametrize("server", ["postgres_url", "mysql_url"])
@@ -61,3 +63,29 @@ def test_sqlite_state_refuses_a_second_instance(tmp_path):
 
 def test_in_memory_sqlite_always_leads():
     assert isinstance(lease_for(sa.create_engine("sqlite://")), SoleLease)
+
+
+def test_postgres_state_sessions_notice_a_dead_peer_within_the_lease_interval(postgres_url):
+    # A dead leader *host* closes no socket: only TCP keepalives on the server's end of
+    # its session end the session (and release the lock) in bounded time.
+    url = sa.engine.make_url(postgres_url).update_query_dict(
+        {"options": "-c statement_timeout=12345"})
+    store = StateStore.open(url.render_as_string(hide_password=False), timedelta(seconds=10))
+    try:
+        with store.engine.connect() as conn:
+            if conn.execute(sa.text("SELECT inet_server_addr()")).scalar() is None:
+                pytest.skip("a Unix-socket connection has no TCP keepalives")
+            show = {name: conn.execute(sa.text(f"SHOW {name}")).scalar() for name in (
+                "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count",
+                "tcp_user_timeout", "statement_timeout")}
+            params = conn.connection.dbapi_connection.info.get_parameters()
+    finally:
+        store.close()
+    idle, interval, count = (int(show[k]) for k in (
+        "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"))
+    assert idle >= 1 and interval >= 1 and count >= 1
+    assert idle + count * interval <= 10  # a dead client is dropped within one interval
+    assert show["tcp_user_timeout"] in ("8000", "8s")
+    assert show["statement_timeout"] == "12345ms"  # options from the URL are kept
+    assert params["keepalives"] == "1" and int(params["keepalives_idle"]) == idle
+    assert int(params["tcp_user_timeout"]) == 8000
