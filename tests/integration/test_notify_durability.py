@@ -1,4 +1,5 @@
-"""Durability: restarts, SIGKILL between queueing and delivery, receiver outages, replicas."""
+"""Durability: restarts, SIGKILL between queueing and delivery and during a send, receiver
+outages, replicas."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.integration.notify_setup import make_alerting, signal
 from watchdog.alerts.silences import parse_matcher
 from watchdog.alerts.state import add_silence, load_silences, load_state, locked
 from watchdog.alerts.values import Silence
+from watchdog.notifiers.outbox import Outbox
 from watchdog.store import events_table, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +161,59 @@ def test_sigkill_between_queueing_and_delivery_then_exactly_once(tmp_path, recei
                            capture_output=True, text=True, timeout=60)
     assert "queued 0 delivered 0" in third.stdout
     assert receiver.count() == 1
+
+
+def test_sigkill_during_a_send_resends_it_once_after_the_lease_and_loses_nothing(
+        tmp_path, receiver):
+    """At least once for what was in flight: the receiver held the request when the
+    process died, so it may have the message already; after the lease the restarted
+    process sends it once more, and never again."""
+    receiver.hold = threading.Event()
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "tests.integration.notify_crash_child"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*cmd, *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    child = subprocess.Popen([*cmd, "send", state_url, receiver.url], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: receiver.count() == 1 or child.poll() is not None, 60,
+                   "the child's request to reach the receiver")
+        assert child.poll() is None, child.communicate()[1][-2000:]
+        child.kill()  # SIGKILL while the receiver holds the request open
+        out, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == -9 and out.splitlines()[-1] == "queued 1"
+    receiver.hold.set()  # from now on the receiver answers at once
+
+    engine = sa.create_engine(state_url)
+    try:
+        (row,) = Outbox(engine).rows()
+    finally:
+        engine.dispose()
+    assert row.status == "pending" and row.attempts == 1  # claimed, never marked delivered
+    lease_left = (row.claimed_until - datetime.now(UTC)).total_seconds()
+    assert lease_left > 0
+
+    # a restart while the dead process's lease holds does not send it again yet
+    assert "queued 0 delivered 0" in run("deliver", state_url, receiver.url)
+    assert receiver.count() == 1
+    # once the lease has run out, the restarted process sends it once more ...
+    after_lease = f"{lease_left + 1:.3f}"
+    assert "queued 0 delivered 1" in run("deliver", state_url, receiver.url, after_lease)
+    # ... and never again
+    assert "queued 0 delivered 0" in run("deliver", state_url, receiver.url, after_lease)
+    assert receiver.count() == 2
+    first, again = (r.json() for r in receiver.received)
+    assert first == again and first["status"] == "firing"
 
 
 def test_daily_digest_is_queued_once_and_compares_days(tmp_path, receiver):

@@ -2,7 +2,8 @@
 
 A lifecycle step inserts its notifications in the same transaction as the alert state,
 so a crash loses nothing; a crash during a send re-sends at most the items whose lease
-was held (in flight). The unique `dedupe` key makes a second replica (or a retried
+was held (in flight), once the lease runs out: at least once for those, as the receiver
+may have got the interrupted request. The unique `dedupe` key makes a second replica (or a retried
 step) unable to queue the same flush twice.
 """
 
