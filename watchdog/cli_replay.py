@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 import click
@@ -14,6 +14,10 @@ import click
 from .cli import EXIT_RUNTIME, EXIT_USAGE, config_option, fail, load_or_exit, setup_logging
 from .configtypes import parse_duration
 from .detect.episodes import Transition
+
+if TYPE_CHECKING:
+    from .alerts.values import Notification
+    from .tick import Tick
 
 
 def _when(value: str, zone: ZoneInfo, what: str) -> datetime:
@@ -25,11 +29,12 @@ def _when(value: str, zone: ZoneInfo, what: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=zone)
 
 
-def transition_json(t: Transition, zone: ZoneInfo) -> dict[str, object]:
+def transition_json(t: Transition, zone: ZoneInfo,
+                    muted: str | None = None) -> dict[str, object]:
     s = t.signal
     labels = dict(s.labels)
     return {
-        "status": t.status, "at": s.at.astimezone(zone).isoformat(),
+        "type": "transition", "status": t.status, "at": s.at.astimezone(zone).isoformat(),
         "started_at": t.started_at.astimezone(zone).isoformat(), "episode": t.episode,
         "kind": s.kind, "category": s.category,
         "dimensions": {k: v for k, v in labels.items() if k != "category"},
@@ -39,14 +44,43 @@ def transition_json(t: Transition, zone: ZoneInfo) -> dict[str, object]:
                           "expected": c.expected, "share_of_excess": c.share_of_excess}
                          for c in s.contributors],
         "samples": list(s.samples), "summary": s.summary,
+        "muted": muted,
     }
 
 
-def transition_text(t: Transition, zone: ZoneInfo) -> str:
+def notification_json(n: Notification, zone: ZoneInfo, sent: bool) -> dict[str, object]:
+    return {
+        "type": "notification", "status": n.status,
+        "at": n.created_at.astimezone(zone).isoformat(), "channel": n.channel,
+        "route": n.route_id, "group": dict(n.group_labels), "sent": sent,
+        "alerts": [{**dict(a.labels), "status": a.status} for a in n.alerts],
+    }
+
+
+def notification_text(n: Notification, zone: ZoneInfo, sent: bool) -> str:
+    what = ", ".join(" ".join(f"{k}={v}" for k, v in a.labels.items()
+                              if k not in ("alertname", "severity")) for a in n.alerts)
+    verb = "sent to" if sent else "would notify"
+    return (f"{n.created_at.astimezone(zone):%Y-%m-%d %H:%M:%S} -> {verb} {n.channel} "
+            f"({n.status}, {len(n.alerts)} alert{'s' if len(n.alerts) != 1 else ''}): {what}")
+
+
+def muted_reason(t: Transition, tick: Tick) -> str | None:
+    from .alerts.lifecycle import alert_labels
+    from .alerts.values import fingerprint
+
+    if t.status == "resolved":
+        return None
+    return tick.muted.get(fingerprint(alert_labels(t.signal)))
+
+
+def transition_text(t: Transition, zone: ZoneInfo, muted: str | None = None) -> str:
     s = t.signal
     scope = " ".join(f"{k}={v}" for k, v in s.labels.items() if k != "category")
     head = (f"{s.at.astimezone(zone):%Y-%m-%d %H:%M:%S} {t.status.upper():8} {s.kind:12} "
             f"{s.category}{' ' + scope if scope else ''}: {s.observed:g} vs {s.expected:g}")
+    if muted:
+        head += f"  [muted: {muted}]"
     lines = [head]
     if t.status != "resolved":
         lines += [f"    {c.dimension} {c.value}: {c.observed:g}, expected {c.expected:g} "
@@ -69,12 +103,17 @@ def transition_text(t: Transition, zone: ZoneInfo) -> str:
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-",
               help="Where to write the transitions (default stdout).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--send", is_flag=True, help="Deliver the notifications through the "
+              "configured channels (default: only print what would be sent).")
 def replay(config_path: Path, since: str, until: str, state_url: str | None, step: str | None,
-           warmup: str, fmt: str, output: TextIO, quiet: bool) -> None:
-    """Backtest: run the pipeline and detection over historical rows with a simulated clock.
+           warmup: str, fmt: str, output: TextIO, quiet: bool, send: bool) -> None:
+    """Backtest: the daemon's pipeline, detection and alert lifecycle over historical rows
+    with a simulated clock.
 
     Prints every alert transition the daemon would have produced (firing, updated,
-    resolved). Sends nothing; writes only to its own state database.
+    resolved; muted by a silence, maintenance or inhibition) and every notification it
+    would have queued. Sends nothing unless --send; writes only to its own state
+    database, whose silences it honours (--state).
     """
     from .replay import replay as run_replay
     from .replay import replay_steps
@@ -93,11 +132,20 @@ def replay(config_path: Path, since: str, until: str, state_url: str | None, ste
     if step_td <= timedelta(0):
         fail("--step must be positive", EXIT_USAGE)
 
-    def emit(t: Transition) -> None:
-        if fmt == "jsonl":
-            output.write(json.dumps(transition_json(t, zone), ensure_ascii=False) + "\n")
-        else:
-            output.write(transition_text(t, zone) + "\n")
+    def emit(tick: Tick) -> None:
+        for t in tick.transitions:
+            muted = muted_reason(t, tick)
+            if fmt == "jsonl":
+                output.write(json.dumps(transition_json(t, zone, muted), ensure_ascii=False)
+                             + "\n")
+            else:
+                output.write(transition_text(t, zone, muted) + "\n")
+        for n in tick.notifications:
+            if fmt == "jsonl":
+                output.write(json.dumps(notification_json(n, zone, send), ensure_ascii=False)
+                             + "\n")
+            else:
+                output.write(notification_text(n, zone, send) + "\n")
         output.flush()
 
     total = replay_steps(t1, t2, step_td, warm_td)
@@ -106,7 +154,8 @@ def replay(config_path: Path, since: str, until: str, state_url: str | None, ste
                            hidden=not show) as bar:
         try:
             summary = run_replay(cfg, t1, t2, state_url=state_url, step=step_td,
-                                 warmup=warm_td, on_transition=emit, on_progress=bar.update)
+                                 warmup=warm_td, on_tick=emit, on_progress=bar.update,
+                                 send=send)
         except Exception as exc:  # a database error mid-replay: say what, no traceback
             fail(f"replay failed: {exc}", EXIT_RUNTIME)
     click.echo(f"replayed {summary.polls} polls ({summary.learning_polls} warm-up), "

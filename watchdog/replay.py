@@ -1,10 +1,12 @@
 """Backtesting: the daemon's pipeline and detection over historical rows, simulated clock.
 
 `replay` steps `now` from `since` to `until` by the poll interval and calls exactly what
-the daemon calls each tick: `Pipeline.poll(now)`, then `DetectStage.after_poll`. The
-source sees only rows whose change time is at most `now` (the future is not visible yet).
-State goes to a separate database (a temporary SQLite file unless given), so a backtest
-never touches production state, and nothing is sent anywhere.
+the daemon calls each tick: `Pipeline.poll(now)`, then `tick.after_poll` (detection and
+the alert lifecycle: silences, inhibition, maintenance, grouping). The source sees only
+rows whose change time is at most `now` (the future is not visible yet). State goes to a
+separate database (a temporary SQLite file unless given), so a backtest never touches
+production state; the silences it honours are those in that database. Notifications are
+queued there and reported, and sent through the configured channels only with `send`.
 
 A warm-up before `since` runs the same code with larger steps in learning mode (baselines
 learn, nothing is tested).
@@ -24,9 +26,10 @@ import sqlalchemy as sa
 from .config import Config, StateConfig
 from .detect import state as _detect_tables  # noqa: F401 - registers the detector's tables
 from .detect.episodes import Transition
-from .detect.stage import DetectStage, open_stage
+from .detect.stage import open_stage
 from .model import Cursor
 from .source import OrderSource
+from .tick import Tick, after_poll
 from .wiring import Parts, assemble
 
 LEARN_STEP = timedelta(minutes=15)
@@ -60,13 +63,16 @@ def replay(cfg: Config, since: datetime, until: datetime, *, state_url: str | No
            on_transition: Callable[[Transition], None] = lambda t: None,
            on_progress: Callable[[int], None] | None = None,
            before_poll: Callable[[datetime], None] | None = None,
-           tmp_dir: Path | None = None) -> ReplaySummary:
-    """Run the pipeline and detection from `since - warmup` to `until`.
+           tmp_dir: Path | None = None, send: bool = False,
+           on_tick: Callable[[Tick], None] | None = None) -> ReplaySummary:
+    """Run the pipeline, detection and alert lifecycle from `since - warmup` to `until`.
 
     `on_transition` receives each firing/updated/resolved transition from `since` on;
+    `on_tick` each tick's transitions, queued notifications and muted alerts;
     `on_progress` the number of polls done since the last call. `before_poll(now)` lets a
     test harness write the rows committed by `now` first (a live feed instead of a table
-    whose rows already hold their last state).
+    whose rows already hold their last state). `send` delivers the notifications through
+    the configured channels (waiting for them at the end); otherwise nothing is sent.
     """
     if until <= since:
         raise ValueError("--until must be after --since")
@@ -77,14 +83,17 @@ def replay(cfg: Config, since: datetime, until: datetime, *, state_url: str | No
             "state": StateConfig(url=url, retention=cfg.state.retention),
             "source": cfg.source.model_copy(update={"initial_lookback": timedelta(0)}),
         })
-        parts = assemble(rcfg)
+        clock = _Clock(since - warmup)
+        parts = assemble(rcfg, monitor=True, clock=clock)
         source = ReplaySource(rcfg.source)
         parts.pipeline.source = source
         try:
-            start = since - warmup
-            stage = open_stage(rcfg, parts.store, start)
-            return _run(parts, stage, source, start, since, until, step, on_transition,
-                        on_progress, before_poll, url)
+            parts.stage = open_stage(rcfg, parts.store, clock.now)
+            summary = _run(parts, source, clock, since, until, step, on_transition, on_tick,
+                           on_progress, before_poll, url, send)
+            if send and parts.alerting is not None:
+                parts.alerting.finish(within=30.0)
+            return summary
         finally:
             source.close()
             parts.close()
@@ -97,27 +106,50 @@ def replay_steps(since: datetime, until: datetime, step: timedelta,
     return learn + int((until - since) / step) + 1
 
 
-def _run(parts: Parts, stage: DetectStage, source: ReplaySource, start: datetime,
-         since: datetime, until: datetime, step: timedelta,
-         on_transition: Callable[[Transition], None],
+class _Clock:
+    """The simulated clock the alert lifecycle and the outbox read."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _run(parts: Parts, source: ReplaySource, clock: _Clock, since: datetime,
+         until: datetime, step: timedelta, on_transition: Callable[[Transition], None],
+         on_tick: Callable[[Tick], None] | None,
          on_progress: Callable[[int], None] | None,
-         before_poll: Callable[[datetime], None] | None, url: str) -> ReplaySummary:
+         before_poll: Callable[[datetime], None] | None, url: str,
+         send: bool) -> ReplaySummary:
     polls = learning_polls = cancellations = transitions = 0
-    now = start
+    now = start = clock.now
+    stage = parts.stage
+    assert stage is not None
     while now <= until:
+        clock.now = now
         learning = now < since
         if before_poll:
             before_poll(now)
         source.until = now
+        if parts.store.load_cursor() is None:
+            # no row read yet: the first cursor is `start` (the pipeline starts an empty
+            # state at now - initial_lookback, which would skip the empty polls' spans)
+            parts.pipeline.cfg = parts.pipeline.cfg.model_copy(
+                update={"initial_lookback": now - start})
         report = parts.pipeline.poll(now)
         # a backlog larger than one poll's page budget is read before the clock moves on
         while not report.caught_up:
             more = parts.pipeline.poll(now)
             report = _merge(report, more)
         cancellations += len(report.fresh)
-        for t in stage.after_poll(report, now, learning=learning):
+        tick = after_poll(parts, report, now, learning=learning, deliver=send,
+                          explain=on_tick is not None)
+        for t in tick.transitions:
             transitions += 1
             on_transition(t)
+        if on_tick is not None and not learning:
+            on_tick(tick)
         polls += 1
         learning_polls += learning
         if on_progress:
