@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py                        # 20 min at ~100 cancellations/s
     .venv/bin/python bench/soak.py --minutes 2            # a short check that it works
-    .venv/bin/python bench/soak.py --extra-config alerting.yaml --check mymod:check_alerts
+    .venv/bin/python bench/soak.py --alerts                # ... with detection and alerts
 
 The simulated platform (`watchdog.demo_db.DemoFeeder`, with carrier outages and upstream
 signature breaks injected every few simulated hours) writes into a SQLite order database
@@ -13,16 +13,16 @@ SQLite state. Every 5 s the script samples the daemon's RSS (psutil), cursor lag
 errors from /metrics. At the end the feeder stops, the daemon catches up, and what it
 counted is compared with what the feeder wrote.
 
-The alerting part is pluggable, for when alerting lands: `--extra-config FILE` appends a
-YAML fragment (alerting, channels, routes, detect) to the daemon's config, and `--check
-MODULE:FUNCTION` is called as `function(port, log_path) -> str` at the end (e.g. to
-count the alerts a webhook sink received); its answer is printed with the summary.
+`--alerts` turns detection and alerting on: a local webhook receiver takes the daemon's
+notifications (Alertmanager v4 payloads), the summary counts them per category and
+status, and the run fails unless the injected incidents (carrier outages, signature
+breaks: system_fault) fired. `--extra-config FILE` appends a YAML fragment (detect, alerting,
+routes...) to the daemon's config, for tuning.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import socket
@@ -41,9 +41,17 @@ import psutil
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from watchdog.demo_db import DemoFeeder, create_order_db
-from watchdog.simulate import CarrierOutage, OrderWrite, UpstreamSignatureBreak
-from watchdog.simulate.clock import ZONE
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.helpers import WebhookReceiver  # noqa: E402
+from watchdog.demo_db import DemoFeeder, create_order_db  # noqa: E402
+from watchdog.simulate import (  # noqa: E402
+    CarrierOutage,
+    OrderWrite,
+    UpstreamSignatureBreak,
+)
+from watchdog.simulate.clock import ZONE  # noqa: E402
 
 
 class RecordingFeeder(DemoFeeder):
@@ -99,10 +107,14 @@ def counted_events(work: Path) -> list[tuple[str, str]]:
         state.dispose()
 
 
-def incidents(start: datetime, hours: int) -> list[object]:
-    """An outage or a signature break every 6 simulated hours, 30 simulated minutes each."""
-    found: list[object] = []
-    for n, h in enumerate(range(2, hours, 6)):
+def incidents(start: datetime, hours: int) -> list[CarrierOutage | UpstreamSignatureBreak]:
+    """An outage or a signature break every 6 simulated hours, 30 simulated minutes each.
+
+    The first at hour 8: the detector learns baselines for 6 hours before it judges a
+    series (docs/detection.md), and the soak starts from 1 hour of history.
+    """
+    found: list[CarrierOutage | UpstreamSignatureBreak] = []
+    for n, h in enumerate(range(8, hours, 6)):
         at = start + timedelta(hours=h)
         if n % 2:
             found.append(UpstreamSignatureBreak("号卡云仓", at, timedelta(minutes=30)))
@@ -112,13 +124,37 @@ def incidents(start: datetime, hours: int) -> list[object]:
     return found
 
 
+def alerting_yaml(receiver_port: int) -> str:
+    """Detection on, every notification to the receiver as an Alertmanager v4 webhook."""
+    return f"""alerting:
+  default_channels: [soak]
+channels:
+  soak:
+    type: webhook
+    urls: [http://127.0.0.1:{receiver_port}/alerts]
+"""
+
+
+def alert_summary(payloads: Sequence[dict[str, Any]]) -> tuple[str, int]:
+    """'alerts per category and status' and how many system_fault alerts fired."""
+    tally: dict[tuple[str, str], int] = {}
+    for p in payloads:
+        for alert in p.get("alerts", []):
+            key = (alert.get("labels", {}).get("category", "?"), alert["status"])
+            tally[key] = tally.get(key, 0) + 1
+    text = ", ".join(f"{c} {s} {n}" for (c, s), n in sorted(tally.items())) or "none"
+    return f"{len(payloads)} notifications; alerts: {text}", \
+        tally.get(("system_fault", "firing"), 0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--daily-orders", type=int, default=300_000)
     ap.add_argument("--speed", type=float, default=144.0)
-    ap.add_argument("--extra-config", type=Path)
-    ap.add_argument("--check", help="MODULE:FUNCTION called as f(port, log_path) -> str")
+    ap.add_argument("--alerts", action="store_true",
+                    help="detect and alert, to a local webhook receiver; check what arrived")
+    ap.add_argument("--extra-config", type=Path, help="a YAML fragment appended to the config")
     ap.add_argument("--dir", type=Path, help="keep the databases and log here")
     args = ap.parse_args()
 
@@ -130,11 +166,13 @@ def main() -> None:
     # the same simulated clock (bench/soak_daemon.py), as `cancel-watchdog demo` does.
     start = datetime.now(ZONE).replace(microsecond=0, tzinfo=None)
     sim_hours = int(args.minutes * 60 * args.speed / 3600) + 2
+    injected = incidents(start, sim_hours)
     feeder = RecordingFeeder(engine, speed=args.speed, start=start,
                              history=timedelta(hours=1), daily_orders=args.daily_orders,
-                             incidents=incidents(start, sim_hours), clock=time.time)  # type: ignore[arg-type]
+                             incidents=injected, clock=time.time)  # type: ignore[arg-type]
     feeder.backfill()
 
+    receiver = WebhookReceiver() if args.alerts else None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -163,7 +201,8 @@ metrics:
   listen: 127.0.0.1:{port}
 logging:
   format: json
-""" + (args.extra_config.read_text(encoding="utf-8") if args.extra_config else ""),
+""" + (alerting_yaml(receiver.port) if receiver else "")
+          + (args.extra_config.read_text(encoding="utf-8") if args.extra_config else ""),
                       encoding="utf-8")
     log = work / "daemon.log"
     t0 = time.time()
@@ -203,10 +242,6 @@ logging:
             if final <= set(events) and counted == len(events):
                 break
             time.sleep(1)
-        check = ""
-        if args.check:
-            module, _, func = args.check.partition(":")
-            check = getattr(importlib.import_module(module), func)(port, log)
     finally:
         stop.set()
         daemon.send_signal(signal.SIGTERM)
@@ -235,8 +270,13 @@ logging:
           f"| max cursor lag seen | {lag:.0f} s |\n"
           f"| poll errors | {errors:.0f} |\n"
           f"| daemon exit code (SIGTERM) | {code} |")
-    if check:
-        print(f"\nalerting check: {check}")
+    if receiver:
+        summary, system_faults = alert_summary(receiver.payloads)
+        began_sim = [i for i in injected if i.start < start + timedelta(seconds=wall * args.speed)]
+        print(f"| incidents injected (system_fault) | {len(began_sim)} |\n"
+              f"| received | {summary} |")
+        if not system_faults:
+            raise SystemExit("no system_fault alert arrived for the injected incidents")
     if doubles or missed or invented or counted != len(events):
         raise SystemExit("counts differ from what was written")
 

@@ -9,7 +9,6 @@ before now) would look at the wall clock, hours away from the data.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,8 +31,7 @@ def main() -> None:
 
     cfg = load_config(config)
     setup_logging(cfg)
-    takes_clock = "clock" in inspect.signature(assemble).parameters
-    parts = assemble(cfg, clock=sim_clock) if takes_clock else assemble(cfg)
+    parts = assemble(cfg, monitor=True, clock=sim_clock)  # as `run` does: detect and alert
     sys.exit(run_daemon(parts, lease_for(parts.store.engine), clock=sim_clock))
 
 
