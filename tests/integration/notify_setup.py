@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,29 @@ def make_config(state_url: str, channels: dict[str, Any], routes: list[Any] | No
 
 
 def make_alerting(tmp_path: Path | None, channels: dict[str, Any], *, state_url: str | None = None,
-                  routes: list[Any] | None = None, **alerting: Any
+                  routes: list[Any] | None = None,
+                  clock: Callable[[], datetime] | None = None, **alerting: Any
                   ) -> tuple[Alerting, StateStore, CollectorRegistry]:
     url = state_url or f"sqlite:///{tmp_path / 'state.db'}"
     cfg = make_config(url, channels, routes, **alerting)
     store = StateStore.open(url)
     registry = CollectorRegistry()
-    return build_alerting(cfg, store.engine, registry, rng=random.Random(1)), store, registry
+    more = {"clock": clock} if clock else {}
+    return (build_alerting(cfg, store.engine, registry, rng=random.Random(1), **more),
+            store, registry)
+
+
+class SimClock:
+    """A clock that moves only when told: for retry schedules measured in minutes."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, step: timedelta) -> None:
+        self.now += step
 
 
 def signal(category: str = "system_fault", carrier: str = "中国联通", firing: bool = True,

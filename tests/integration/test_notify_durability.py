@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.notify_servers import HttpReceiver, wait_until
-from tests.integration.notify_setup import make_alerting, signal
+from tests.integration.notify_setup import SimClock, make_alerting, signal
 from watchdog.alerts.silences import parse_matcher
 from watchdog.alerts.state import add_silence, load_silences, load_state, locked
 from watchdog.alerts.values import Silence
@@ -143,6 +143,47 @@ def test_receiver_down_for_a_while_then_the_alert_arrives_once(tmp_path):
     al.close()
     receiver.stop()
 
+
+def test_a_channel_refusing_for_ten_minutes_gets_the_alert_once_after_and_others_at_once(
+        tmp_path, receiver):
+    """A channel whose endpoint refuses connections for ten minutes, beside a healthy one.
+
+    The retry schedule runs on a simulated clock (ten minutes of backoff in a second of
+    wall time); the sends are real HTTP. The healthy channel gets the alert at once and
+    only once; the refusing one gets it exactly once after it comes back.
+    """
+    down = HttpReceiver(respond=lambda _: (200, b""))  # not started: connection refused
+    clock = SimClock(datetime.now(UTC))
+    channels = {"down": {"type": "webhook", "urls": [f"{down.url}/hook"]},
+                "up": {"type": "webhook", "urls": [f"{receiver.url}/hook"]}}
+    al, _, reg = make_alerting(
+        tmp_path, channels, clock=clock, default_channels=["down", "up"],
+        delivery={"deadline": "20m", "initial_backoff": "2s", "max_backoff": "1m"})
+    al.evaluate([signal(at=clock())], deliver=False)
+    al.deliver_pending()
+    assert receiver.count() == 1  # the healthy channel did not wait for the other
+
+    back = clock() + timedelta(minutes=10)
+    while clock() < back:
+        clock.advance(timedelta(seconds=15))
+        al.deliver_pending()
+    retries = reg.get_sample_value("watchdog_notifications_total",
+                                   {"channel": "down", "result": "retry"})
+    assert retries and retries >= 8  # kept trying, backing off, for the whole outage
+    assert al.outbox.pending_count() == 1
+
+    down.start()
+    for _ in range(5):  # up to the longest backoff, then some
+        clock.advance(timedelta(seconds=15))
+        al.deliver_pending()
+        al.evaluate([signal(at=clock())], deliver=False)
+    assert al.outbox.pending_count() == 0
+    assert down.count() == 1
+    assert receiver.count() == 1
+    assert reg.get_sample_value("watchdog_notifications_total",
+                                {"channel": "down", "result": "delivered"}) == 1
+    al.close()
+    down.stop()
 
 def test_sigkill_between_queueing_and_delivery_then_exactly_once(tmp_path, receiver):
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
