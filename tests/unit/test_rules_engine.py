@@ -131,6 +131,35 @@ def test_unless_defaults_traps():
     assert rs.classify("【全网一证多号】校验：数量已达到最大值【5个】").category == "compliance"
 
 
+@pytest.mark.parametrize(("text", "category"), [
+    # a regional pause of new business is policy; a pause of delivery is supply
+    ("该地区暂停开户", "compliance"),
+    ("河北省即日起暂停新装号卡", "compliance"),
+    ("该地区暂停派送", "supply_shortage"),
+    # two weak pairings: the category order decides, not a stray priority
+    ("上游服务出错，客户已取消", "system_fault"),
+    ("不是系统问题，用户自己点了取消", "customer_initiated"),
+    # reserving a number: a shortage, unless it timed out or an interface failed
+    ("所选靓号预占失败，请重新选号", "supply_shortage"),
+    ("号码预占失败（接口返回超时）", "system_fault"),
+    # an `unknown` rule loses to any cause, also a weak one
+    ("该套餐暂无可用资源，订单已取消", "supply_shortage"),
+    ("客户已取消", "customer_initiated"),
+    ("订单已取消", "unknown"),
+    # `unauthorized` is an API error, unless it is about selling
+    ("401 Unauthorized", "system_fault"),
+    ("Unauthorized promotion by the distributor", "compliance"),
+    # a lost parcel is supply; a lost ID card is not a parcel
+    ("包裹在运输途中遗失", "supply_shortage"),
+    ("快递员说证件遗失了", "unknown"),
+    # submitted twice is a duplicate; applied (and rejected) several times is not
+    ("同一客户30分钟内下单3次", "duplicate"),
+    ("申请了3次都没通过，客户放弃", "customer_initiated"),
+])
+def test_default_precedence_and_vocabulary(defaults, text, category):
+    assert defaults.classify(text).category == category
+
+
 PRECEDENCE = """
     rules:
       - id: cust
