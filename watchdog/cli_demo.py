@@ -47,7 +47,7 @@ DEMO_DIMENSIONS = {
     "carrier": {"column": "carrier"},
     "upstream": {"column": "upstream"},
     "province": {"column": "province", "top_k": 40},
-    "product": {"column": "product", "label": False},
+    "product": {"column": "product", "top_k": 50},
     "distributor": {"column": "distributor_id", "label": False},
     "stage": {"column": "stage", "label": False},
 }

@@ -11,6 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.deploy.tools import DEPLOY
+from watchdog.cli_demo import DEMO_DIMENSIONS
+from watchdog.config import load_config
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD_FILE = GRAFANA / "dashboards" / "cancel-watchdog.json"
@@ -21,6 +23,7 @@ DATASOURCE_REF = "${datasource}"
 SELECTOR = re.compile(r"\b(watchdog_\w+|up)\s*\{([^}]*)\}")
 # Shares of all cancellations: their denominators ignore $category on purpose.
 ALL_CATEGORIES = frozenset({"Unknown share", "Unknown share over time"})
+BY = re.compile(r"\bby\s*\(([^)]*)\)")
 RANGE = re.compile(r"\b(rate|irate|increase)\s*\((?:[^()\[]|\([^()]*\))*\[([^\]]+)\]")
 
 
@@ -88,12 +91,34 @@ def test_query_conventions(where: str, expr: str) -> None:
                 ALL_CATEGORIES, f"{where}: ignores $category"
 
 
-def test_no_high_cardinality_labels_are_queried() -> None:
-    # Distributors (thousands) and products (dozens, changing) are not metric labels by
-    # default; a query on them would show nothing, or invite someone to add them.
+def test_distributors_are_not_queried():
+    # Distributors (thousands) are not metric labels: a query on them would show
+    # nothing, or invite someone to add them.
     queries = [e for _, e in exprs()] + [v.get("definition", "") for v in VARIABLES.values()]
     for q in queries:
-        assert "distributor" not in q and "product" not in q, q
+        assert "distributor" not in q, q
+
+
+def test_every_dimension_the_panels_group_by_is_a_bounded_label_of_the_shipped_configs():
+    example = load_config(DEPLOY.parent / "config.example.yaml", env={}).source.dimensions
+    grouped = {label.strip() for _, e in exprs() if "watchdog_cancellations_total" in e
+               for labels in BY.findall(e) for label in labels.split(",")} - {"category"}
+    assert {"carrier", "upstream", "province", "product"} <= grouped
+    for label in grouped:
+        assert example[label].label, f"config.example.yaml: {label} is not a label"
+        assert DEMO_DIMENSIONS[label].get("label", True), f"demo: {label} is not a label"
+    # Products run to hundreds: labelled, but capped.
+    assert example["product"].top_k <= 100
+    assert DEMO_DIMENSIONS["product"]["top_k"] == example["product"].top_k
+
+
+def test_top_products_ranks_products_over_the_time_range():
+    [panel] = [p for p in PANELS if p["title"] == "Top products"]
+    [target] = panel["targets"]
+    assert target["expr"].startswith("topk(10, sum by (product) (increase(")
+    assert "[$__range]" in target["expr"] and target["legendFormat"] == "{{product}}"
+    assert panel["fieldConfig"]["defaults"]["unit"] == "short"
+    assert "top_k" in panel["description"] and "other" in panel["description"]
 
 
 def test_provisioning_points_at_the_dashboard_and_the_datasource() -> None:
