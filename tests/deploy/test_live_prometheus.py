@@ -1,10 +1,12 @@
 """A real Prometheus scraping a real watchdog that processes the demo stream.
 
 One stack for the module: `cancel-watchdog demo` (plain HTTP), a second daemon reading
-the same demo order database behind TLS and basic auth, and Prometheus (1 s scrapes,
-our rule files loaded) with three jobs: the demo, the TLS endpoint with the right
-password, and the TLS endpoint with a wrong one. Then every query of the dashboard and
-the rules runs against it.
+the same demo order database behind TLS and basic auth, with a channel posting JSON to a
+local webhook receiver and a daily digest that is due at once (so a notification is
+really delivered), and Prometheus (1 s scrapes, our rule files loaded). Both watchdogs are
+scraped as job "cancel-watchdog" (the TLS one through its own scrape config, relabelled),
+plus the TLS endpoint with a wrong password as a job of its own. Then every query of the
+dashboard and the rules runs against it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.tools import DEPLOY, require, run
-from tests.e2e.helpers import free_port, wait_for
+from tests.e2e.helpers import WebhookReceiver, free_port, wait_for
 from tests.webcerts import bcrypt_hash, get, self_signed_cert
 from watchdog.cli_demo import demo_config
 
@@ -35,18 +37,14 @@ RULES = sorted((DEPLOY / "prometheus" / "rules").glob("*.yml"))
 JOB = "cancel-watchdog"
 PASSWORD = "scrape-me"
 
-# Metrics of features that may not be exported yet (alerting and notifications land
-# separately, and the demo configures no channel). While a metric is absent from the
-# running watchdog, queries using it are only checked to parse; as soon as it is
-# exported they must return data like the rest.
+# Metrics that can genuinely have no series on a healthy watchdog. While one is absent,
+# queries using it are only checked to parse; once exported they must return data like
+# the rest. Everything else, notifications included, must return data.
 MAY_BE_ABSENT = frozenset({
-    # Labelled by exclusion rule and not pre-created: absent until the first test order
-    # or bulk operation is excluded, and the demo stream's first minutes have none.
+    # Labelled by exclusion rule and not pre-created (the rule ids are the rule files'):
+    # absent until the first test order or bulk operation is excluded, which the demo
+    # stream may not produce within the test's minutes.
     "watchdog_excluded_cancellations_total",
-    "watchdog_alerts",
-    "watchdog_notifications_total",
-    "watchdog_notification_latency_seconds_bucket",
-    "watchdog_outbox_pending",
 })
 GRAFANA_VARS = {"job": JOB, "instance": ".*", "category": ".*", "carrier": ".*",
                 "__rate_interval": "10s", "__range": "5m", "__interval": "1s"}
@@ -60,6 +58,7 @@ class Stack:
     tls_port: int
     cert: Path
     logs: Path
+    receiver: WebhookReceiver
 
     def query(self, expr: str) -> dict[str, Any]:
         """The API's answer; a parse error is an HTTP 400 with status "error"."""
@@ -92,6 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs.mkdir()
     demo_port, tls_port, prom_port = free_port(), free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    receiver = WebhookReceiver()
     try:
         # --duration bounds the demo's life should this test process die uncleanly.
         procs.append(_start([sys.executable, "-m", "watchdog", "demo", "--duration", "600",
@@ -107,6 +107,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cfg = demo_config(d / "demo", tls_port, 1.0)
         cfg["state"]["url"] = f"sqlite:///{d / 'tls-state.db'}"
         cfg["metrics"]["web_config_file"] = "web.yml"
+        # A channel, and a digest due every minute: the daemon delivers a real
+        # notification, so the notification metrics have data (not just parse). (apprise's
+        # json:// posts the digest; the `webhook` type carries alerts only.)
+        cfg["channels"] = {"hook": {"type": "apprise",
+                                    "urls": [f"json://127.0.0.1:{receiver.port}/hook"]}}
+        cfg["alerting"] = {"default_channels": ["hook"],
+                           "delivery": {"check_interval": "1s"},
+                           "digest": {"enabled": True, "cron": "* * * * *",
+                                      "channels": ["hook"]}}
         (d / "tls.yaml").write_text(json.dumps(cfg))  # JSON is YAML
         procs.append(_start([sys.executable, "-m", "watchdog", "run", "-c",
                              str(d / "tls.yaml")], logs / "tls-daemon.log"))
@@ -123,7 +132,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 {"job_name": f"{JOB}-tls", **tls,
                  "basic_auth": {"username": "prometheus",
                                 "password_file": str(d / "password")},
-                 "static_configs": [{"targets": [f"127.0.0.1:{tls_port}"]}]},
+                 "static_configs": [{"targets": [f"127.0.0.1:{tls_port}"]}],
+                 # Same job as the demo: the dashboard's and the rules' queries see it.
+                 "relabel_configs": [{"target_label": "job", "replacement": JOB}]},
                 {"job_name": f"{JOB}-wrong-password", **tls,
                  "basic_auth": {"username": "prometheus",
                                 "password_file": str(d / "wrong-password")},
@@ -134,15 +145,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                              f"--storage.tsdb.path={d / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}",
                              "--log.level=warn"], logs / "prometheus.log"))
-        stack = Stack(f"http://127.0.0.1:{prom_port}", demo_port, tls_port, cert, logs)
+        stack = Stack(f"http://127.0.0.1:{prom_port}", demo_port, tls_port, cert, logs,
+                      receiver)
         wait_for(lambda: _status(f"{stack.prometheus}/-/ready") == 200, 60,
                  "Prometheus to be ready", logs / "prometheus.log")
         # Enough 1 s samples for rates over the dashboard's 10 s $__rate_interval.
         wait_for(lambda: bool(stack.result(
             f'count_over_time(watchdog_source_up{{job="{JOB}"}}[10s]) >= 5')),
             90, "ten seconds of scrapes of the demo", logs / "prometheus.log")
+        # The digest job runs a minute after the start; then the delivery is scraped.
+        wait_for(lambda: bool(stack.result(
+            f'watchdog_notifications_total{{job="{JOB}", result="delivered"}} > 0')),
+            150, "a delivered notification on /metrics", logs / "tls-daemon.log")
         yield stack
     finally:
+        receiver.close()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -162,9 +179,17 @@ def _status(url: str) -> int:
 
 
 def test_prometheus_scrapes_the_tls_endpoint_with_basic_auth(stack: Stack) -> None:
-    wait_for(lambda: bool(stack.result(f'up{{job="{JOB}-tls"}} == 1')), 60,
+    tls = f'job="{JOB}", instance="127.0.0.1:{stack.tls_port}"'
+    wait_for(lambda: bool(stack.result(f"up{{{tls}}} == 1")), 60,
              "a successful TLS scrape", stack.logs / "tls-daemon.log")
-    assert stack.result(f'watchdog_build_info{{job="{JOB}-tls"}}')
+    assert stack.result(f"watchdog_build_info{{{tls}}}")
+
+
+def test_the_notification_metrics_come_from_a_real_delivery(stack: Stack) -> None:
+    assert any(p.get("message") for p in stack.receiver.payloads), stack.receiver.payloads
+    tls = f'job="{JOB}", instance="127.0.0.1:{stack.tls_port}"'
+    assert stack.result(
+        f'watchdog_notification_latency_seconds_count{{{tls}, channel="hook"}} >= 1')
 
 
 def test_a_wrong_password_fails_the_scrape_with_401(stack: Stack) -> None:
