@@ -16,6 +16,11 @@ from .episodes import EpisodeKey, Transition
 from .recent import RecentEvent
 from .templates import Fresh
 
+PARSER_SPREAD = 5
+"""An operator_error template across at least this many distributors at once is not
+their typing: it points at our own form or parser (DOMAIN.md incident 8)."""
+PARSER_FAULT = "system_fault"
+
 
 class TemplateTests:
     def _new_templates(self, now: datetime, nowm: int, expired: list[str]) -> list[Transition]:
@@ -34,9 +39,14 @@ class TemplateTests:
                 if len(f.minutes) < cfg.min_count:
                     continue
                 category = f.categories.most_common(1)[0][0]
-                if category in busy or category in open_clusters:
+                parser = self._parser_suspect(category, f)
+                if not parser and (category in busy or category in open_clusters):
                     continue
                 labels = {"category": category, "template": mask_text(f.template[:80])}
+                if parser:
+                    # routed as what it is, our own fault; the rules' verdict stays visible
+                    labels = {"category": PARSER_FAULT, "template": labels["template"],
+                              "classified_as": category}
                 sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
                              (nowm - f.first_seen + 1) * 60.0, "warning",
                              float(len(f.minutes)))
@@ -133,6 +143,12 @@ class TemplateTests:
                                        if f.reasons))[:3]
         return replace(sig, contributors=contribs, samples=examples, summary=text)
 
+    def _parser_suspect(self, category: str, f: Fresh) -> bool:
+        i = self._dim_index.get("distributor")
+        if category != "operator_error" or i is None:
+            return False
+        return len({raw[i] for raw in f.dims if raw[i]}) >= PARSER_SPREAD
+
     def _template_paused(self, sig: Signal, f: Fresh) -> bool:
         assert self.paused is not None
         rich = self._template_detail(sig, f)
@@ -147,8 +163,9 @@ class TemplateTests:
             spread[d] = len({e.dims[i] for e in events if e.dims[i]})
         text = (f"new reason template ({sig.labels['category']}): {sig.observed:g} since "
                 f"first seen; " + ", ".join(f"{n} {d} values" for d, n in spread.items() if n))
-        if sig.labels["category"] == "operator_error" and spread.get("distributor", 0) >= 5:
-            text += ("; the same template across many distributors at once points at our "
-                     "own form or parser (system_fault)")
+        if "classified_as" in sig.labels:
+            text += (f"; classified {sig.labels['classified_as']}, but the same template "
+                     f"across {spread.get('distributor', 0)} distributors at once points at "
+                     "our own form or parser (system_fault)")
         examples = tuple(dict.fromkeys(mask_text(r[:160]) for r in f.reasons))[:3]
         return replace(sig, contributors=contribs, samples=examples, summary=text)

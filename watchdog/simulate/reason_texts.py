@@ -33,6 +33,7 @@ KIND_CATEGORY: dict[str, str] = {
     "takedown": "supply_shortage",
     "policy": "compliance",
     "abuse": "compliance",
+    "form_parser": "operator_error",
     # excluded from monitoring (model.EXCLUDE)
     "test": "exclude",
     "bulk": "exclude",
@@ -284,6 +285,9 @@ TEMPLATES: dict[str, T] = {
         (2, "代理违规推广(地推)"),
         (2, "涉诈风险用户"),
         (1, "代理刷单，批量虚假订单"),
+    ),
+    "form_parser": (  # our form/parser drops a field: one wording for every distributor
+        (1, "证件号码格式不正确(证件号码:undefined)"),
     ),
     "test": (
         (5, "推送测试"),

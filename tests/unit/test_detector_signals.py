@@ -1,0 +1,225 @@
+"""The step-change, new-template, cluster and silence signals: thresholds at known
+means, cold start, quiet on normal data, hysteresis (resolve once normal again)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from datetime import UTC, datetime, timedelta
+from random import Random
+
+import pytest
+
+from watchdog.detect import DetectConfig, Detector
+from watchdog.model import Cancellation, Classified, Verdict
+
+START = datetime(2024, 4, 25, 0, 0, tzinfo=UTC)
+RATES = {"operator_error": 3.0, "compliance": 4.0, "customer_initiated": 2.5,
+         "supply_shortage": 0.6, "system_fault": 0.3}
+CARRIERS = ("A", "B", "C", "D")
+DIMS = ["carrier", "product", "distributor"]
+
+
+def _cfg(**over: object) -> DetectConfig:
+    raw: dict[str, object] = {"resolve_after": "5m",
+                              "templates": {"learn_for": "1h"},
+                              # the 4-day baseline's slots learn the new level at 20% a
+                              # slot while it lasts: x2.2 reads as ~x1.8 after an hour,
+                              # p ~3e-6 with the learned dispersion
+                              "step": {"min_ratio": 1.5, "alpha": 1e-4},
+                              "silence": {"dimensions": ["carrier"]}}
+    raw.update(over)
+    return DetectConfig.model_validate(raw)
+
+
+def _poisson(rng: Random, lam: float) -> int:
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p < limit:
+            return k
+        k += 1
+
+
+class Stream:
+    """Normal traffic one minute at a time, plus whatever a test adds."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = Random(seed)
+        self.i = 0
+
+    def ev(self, cat: str, t: datetime, reason: str | None = None, carrier: str | None = None,
+           distributor: str | None = None, product: str | None = None) -> Classified:
+        self.i += 1
+        dims = {"carrier": carrier or self.rng.choice(CARRIERS),
+                "product": product or f"P{self.rng.randrange(8)}",
+                "distributor": distributor or f"D{self.rng.randrange(300)}"}
+        c = Cancellation(f"o{self.i}", "已撤单", reason or f"常见原因 {cat}", t, t, dims)
+        return Classified(c, Verdict(cat, "r"))
+
+    def minute(self, t: datetime, factor: dict[str, float] | None = None,
+               skip_carrier: str | None = None) -> list[Classified]:
+        out = []
+        for cat, lam in RATES.items():
+            for _ in range(_poisson(self.rng, lam * (factor or {}).get(cat, 1.0))):
+                e = self.ev(cat, t - timedelta(seconds=self.rng.uniform(0, 59.9)))
+                if e.cancellation.dimensions["carrier"] != skip_carrier:
+                    out.append(e)
+        return out
+
+
+def run(d: Detector, s: Stream, t: datetime, minutes: int, extra=None, **kw
+        ) -> tuple[list, datetime]:
+    out = []
+    for k in range(minutes):
+        t += timedelta(minutes=1)
+        batch = s.minute(t, **kw) + (extra(t, k) if extra else [])
+        d.observe(batch, t)
+        out += d.step(t)
+    return out, t
+
+
+@pytest.fixture(scope="module")
+def warm() -> tuple[Detector, Stream, datetime]:
+    d = Detector(_cfg(), DIMS)
+    s = Stream()
+    t = START
+    while t < START + timedelta(days=4):  # time-of-day baselines (a flat one adapts fast)
+        t += timedelta(minutes=1)
+        d.observe(s.minute(t), t, learning=True)
+        if t.minute % 15 == 0:
+            d.step(t, learning=True)
+    d.step(t, learning=True)
+    return d, s, t
+
+
+def fresh(warm) -> tuple[Detector, Stream, datetime]:
+    d, s, t = warm
+    return copy.deepcopy(d), copy.deepcopy(s), t
+
+
+def firing(ts, kind: str) -> list:
+    return [x for x in ts if x.status == "firing" and x.signal.kind == kind]
+
+
+def test_normal_data_raises_nothing(warm) -> None:
+    d, s, t = fresh(warm)
+    out, _ = run(d, s, t, 120)
+    assert [x for x in out if x.status == "firing"] == []
+
+
+# --- step --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("factor", "fires"), [(1.2, False), (2.2, True)])
+def test_step_fires_above_its_ratio_only_after_sustain(warm, factor: float, fires: bool) -> None:
+    """compliance at x2.2 of a known mean (4/min) for 80 min: a step (step.min_ratio 1.5
+    here), not a spike (spike.min_ratio 3), and only once it held `sustain` (20 min); at
+    x1.2 nothing."""
+    d, s, t = fresh(warm)
+    out, t2 = run(d, s, t, 80, factor={"compliance": factor})
+    steps = firing(out, "step")
+    assert firing(out, "spike") == []
+    if not fires:
+        assert steps == []
+        return
+    assert steps and steps[0].signal.category == "compliance"
+    assert steps[0].signal.at - t >= timedelta(minutes=20)
+    assert steps[0].signal.observed >= 1.5 * steps[0].signal.expected
+    # back to normal: resolves (after the long window has emptied)
+    out, _ = run(d, s, t2, 90)
+    assert any(x.status == "resolved" and x.signal.kind == "step" for x in out)
+
+
+# --- new template --------------------------------------------------------------------------
+
+NEW = "证件照片模糊无法识别，编号X"
+
+
+def _template_burst(s: Stream, n: int, cat: str = "customer_initiated",
+                    distributors: int = 1):
+    def extra(t: datetime, k: int) -> list[Classified]:
+        if k >= n:
+            return []
+        return [s.ev(cat, t - timedelta(seconds=5), NEW, distributor=f"X{k % distributors}")]
+    return extra
+
+
+@pytest.mark.parametrize(("n", "fires"), [(9, False), (10, True)])
+def test_new_template_at_min_count(warm, n: int, fires: bool) -> None:
+    d, s, t = fresh(warm)
+    out, t2 = run(d, s, t, 12, extra=_template_burst(s, n))
+    hits = firing(out, "new_template")
+    if not fires:
+        assert hits == []
+        return
+    assert [x.signal.labels["category"] for x in hits] == ["customer_initiated"]
+    assert hits[0].signal.observed == 10
+    out, _ = run(d, s, t2, 40)  # no more of it: resolves once its window ends
+    assert any(x.status == "resolved" and x.signal.kind == "new_template" for x in out)
+
+
+def test_new_template_cold_start_is_quiet() -> None:
+    """Before templates were learned for `learn_for`, every wording is new: no alert."""
+    d = Detector(_cfg(), DIMS)
+    s = Stream(5)
+    out, _ = run(d, s, START, 30, extra=_template_burst(s, 20))
+    assert firing(out, "new_template") == []
+
+
+@pytest.mark.parametrize(("distributors", "category"), [(2, "operator_error"),
+                                                        (6, "system_fault")])
+def test_operator_template_across_many_distributors_is_a_system_fault(
+        warm, distributors: int, category: str) -> None:
+    d, s, t = fresh(warm)
+    out, _ = run(d, s, t, 12, extra=_template_burst(s, 10, "operator_error", distributors))
+    hits = firing(out, "new_template")
+    assert [x.signal.labels["category"] for x in hits] == [category]
+    if category == "system_fault":
+        assert hits[0].signal.labels["classified_as"] == "operator_error"
+        assert "parser" in hits[0].signal.summary
+
+
+# --- clusters ------------------------------------------------------------------------------
+
+WORDINGS = ("新规：该地区暂停受理", "风控升级，需人脸核验后再提交", "监管要求暂停异地开户")
+
+@pytest.mark.parametrize(("wordings", "fires"), [(2, False), (3, True)])
+def test_cluster_of_new_compliance_wordings_on_one_carrier(warm, wordings: int,
+                                                           fires: bool) -> None:
+    """compliance clusters need 3 never-seen wordings on one slice within 5 minutes."""
+    d, s, t = fresh(warm)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k >= wordings:
+            return []
+        return [s.ev("compliance", at - timedelta(seconds=3), WORDINGS[k], carrier="C")]
+
+    out, _ = run(d, s, t, 4, extra=extra)
+    hits = [x for x in firing(out, "new_template") if "template" not in x.signal.labels]
+    if fires:
+        assert [dict(x.signal.labels) for x in hits] == [{"category": "compliance",
+                                                           "carrier": "C"}]
+    else:
+        assert hits == []
+
+
+# --- silence -------------------------------------------------------------------------------
+
+def test_silence_fires_after_min_gap_and_resolves_when_events_return(warm) -> None:
+    d, s, t = fresh(warm)
+    out, t2 = run(d, s, t, 8, skip_carrier="B")
+    assert firing(out, "silence") == [], "8 minutes is below min_gap (10)"
+    out, t3 = run(d, s, t2, 6, skip_carrier="B")
+    hits = firing(out, "silence")
+    assert [dict(x.signal.labels) for x in hits] == [{"category": "system_fault",
+                                                       "carrier": "B"}]
+    assert hits[0].signal.expected >= 20  # min_expected
+    out, _ = run(d, s, t3, 10)
+    assert any(x.status == "resolved" and x.signal.kind == "silence" for x in out)
+
+
+def test_silence_cold_start_is_quiet() -> None:
+    d = Detector(_cfg(), DIMS)
+    s = Stream(7)
+    out, _ = run(d, s, START, 30, skip_carrier="B")
+    assert firing(out, "silence") == []
