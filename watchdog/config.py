@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,8 +43,9 @@ class DimensionConfig(Strict):
     column: str = Field(description="Column in the order table (or alias in a custom query).")
     label: bool = Field(
         default=True,
-        description="Expose as a label on watchdog_cancellations_total. Keep false for "
-        "high-cardinality columns unless top_k is small.",
+        description="Expose as a label on watchdog_cancellations_total (or, with "
+        "`alone`, on its own family). Keep false for high-cardinality columns unless top_k "
+        "is small.",
     )
     top_k: int = Field(
         default=20,
@@ -53,6 +55,23 @@ class DimensionConfig(Strict):
         "(stored, kept across restarts; not re-ranked by volume, which would churn series); "
         "every other value is reported as `other`.",
     )
+    alone: bool = Field(
+        default=False,
+        description="Exported on its own family, watchdog_cancellations_by_dimension_total"
+        "{category, dimension, value} (and watchdog_orders_by_dimension_total{dimension, "
+        "value} with count_orders), instead of as a label on watchdog_cancellations_total, "
+        "so it multiplies no other label: for dimensions with many values such as product. "
+        "Same top_k cap and `other`. Contradicts `label: false` (which keeps the dimension "
+        "off the metrics altogether).",
+    )
+
+    @field_validator("alone")
+    @classmethod
+    def _alone_is_exported(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("label") is False:
+            raise ValueError("`alone: true` exports the dimension on its own family but "
+                             "`label: false` keeps it off the metrics: remove one of them")
+        return v
 
 
 class ColumnsConfig(Strict):

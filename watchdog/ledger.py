@@ -27,7 +27,11 @@ HELP = {
     "watchdog_excluded_cancellations": "Cancellations excluded from monitoring (test orders, "
     "ops bulk actions), by rule.",
     "watchdog_rule_hits": "Cancellations by the rule that decided their category.",
+    "watchdog_cancellations_by_dimension": "Cancelled orders counted once per (order, "
+    "status), by category and the value of one dimension exported on its own (alone).",
     "watchdog_orders": "Newly created orders, by dimension.",
+    "watchdog_orders_by_dimension": "Newly created orders, by the value of one dimension "
+    "exported on its own (alone).",
     "watchdog_duplicate_rows": "Rows skipped because their (order, status) was already "
     "counted (repeated upstream callbacks).",
 }

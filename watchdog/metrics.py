@@ -20,6 +20,9 @@ CANCELLATIONS = "watchdog_cancellations"
 EXCLUDED = "watchdog_excluded_cancellations"
 RULE_HITS = "watchdog_rule_hits"
 ORDERS = "watchdog_orders"
+CANCELLATIONS_BY_DIMENSION = "watchdog_cancellations_by_dimension"
+"""The `alone` dimensions, one series per (category, dimension, value); see labels.py."""
+ORDERS_BY_DIMENSION = "watchdog_orders_by_dimension"
 DUPLICATES = "watchdog_duplicate_rows"
 
 POLL_STAGES = ("source", "classify", "state", "orders")
@@ -33,6 +36,7 @@ class Metrics:
         categories: Iterable[str] = (),
         count_orders: bool = False,
         exclude_rules: Iterable[str] = (),
+        alone_dimensions: Sequence[str] = (),
     ) -> None:
         self.registry = registry
         dims = list(dimension_labels)
@@ -42,8 +46,13 @@ class Metrics:
             CANCELLATIONS: ["category", *dims], EXCLUDED: ["rule"], RULE_HITS: ["rule"],
             DUPLICATES: [],
         }
+        self.alone_dimensions = tuple(alone_dimensions)
+        if self.alone_dimensions:
+            label_names[CANCELLATIONS_BY_DIMENSION] = ["category", "dimension", "value"]
         if count_orders:
             label_names[ORDERS] = dims
+            if self.alone_dimensions:
+                label_names[ORDERS_BY_DIMENSION] = ["dimension", "value"]
         zero = self._zero_series(categories, exclude_rules)
         zero.append((DUPLICATES, ()))
         self.ledger = Ledger(label_names, zero)

@@ -17,7 +17,16 @@ import structlog
 
 from .config import SourceConfig
 from .labels import LabelPolicy
-from .metrics import CANCELLATIONS, DUPLICATES, EXCLUDED, ORDERS, RULE_HITS, Metrics
+from .metrics import (
+    CANCELLATIONS,
+    CANCELLATIONS_BY_DIMENSION,
+    DUPLICATES,
+    EXCLUDED,
+    ORDERS,
+    ORDERS_BY_DIMENSION,
+    RULE_HITS,
+    Metrics,
+)
 from .model import UNKNOWN, Cancellation, Classified, Cursor, OrderCount, Verdict
 from .privacy import mask_text
 from .source import OrderSource, SourceError
@@ -197,6 +206,7 @@ class Pipeline:
         count_duplicates: bool = True,
     ) -> tuple[list[Classified], dict[CounterKey, int]]:
         admitted: list[tuple[str, str]] = []
+        alone = self.labels.alone
         try:
             with self.store.transaction() as tx:
                 fresh = tx.new_keys(classified, now)
@@ -205,10 +215,18 @@ class Pipeline:
                     if c.excluded:
                         counts[(EXCLUDED, (("rule", c.verdict.rule),))] += 1
                         continue
-                    pairs, new_labels = self.labels.labels_for(c.cancellation.dimensions)
+                    dims = c.cancellation.dimensions
+                    pairs, new_labels = self.labels.labels_for(dims)
                     admitted.extend(new_labels)
                     counts[(CANCELLATIONS, tuple(sorted((("category", c.category), *pairs))))] += 1
                     counts[(RULE_HITS, (("rule", c.verdict.rule),))] += 1
+                    if alone:
+                        pairs, new_labels = self.labels.labels_for(dims, alone)
+                        admitted.extend(new_labels)
+                        for name, value in pairs:  # keys sorted: category, dimension, value
+                            counts[(CANCELLATIONS_BY_DIMENSION, (
+                                ("category", c.category), ("dimension", name),
+                                ("value", value)))] += 1
                 if count_duplicates:
                     counts[(DUPLICATES, ())] += len(classified) - len(fresh)
                 tx.write(Batch(fresh, cursor, counts, admitted, _samples(fresh)), now)
@@ -232,10 +250,17 @@ class Pipeline:
             return None
         deltas: Tally[CounterKey] = Tally()
         admitted: list[tuple[str, str]] = []
+        alone = self.labels.alone
         for oc in counts:
             pairs, new_labels = self.labels.labels_for(oc.dimensions)
             admitted.extend(new_labels)
             deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
+            if alone:
+                pairs, new_labels = self.labels.labels_for(oc.dimensions, alone)
+                admitted.extend(new_labels)
+                for name, value in pairs:
+                    deltas[(ORDERS_BY_DIMENSION, (("dimension", name), ("value", value)))] \
+                        += oc.count
         try:
             with self.store.transaction(ORDERS_CURSOR) as tx:
                 tx.write(Batch((), Cursor(until, ""), deltas, admitted), now)

@@ -90,7 +90,7 @@ def assemble(cfg: Config, registry: CollectorRegistry | None = None,
     labels = LabelPolicy(cfg.source.dimensions, store.admitted_labels())
     excludes = [r.id for r in rules.rules if r.category == EXCLUDE]
     metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders,
-                      excludes)
+                      excludes, labels.alone)
     metrics.set_rules_version(rules.version)
     source = OrderSource.from_config(cfg.source)
     pipeline = Pipeline(source, store, rules, metrics, labels, cfg.source)

@@ -233,3 +233,76 @@ def test_without_a_stop_request_the_poll_uses_its_whole_budget(orders, db_url, t
         assert (report.rows_read, report.pages, report.caught_up) == (30, 3, False)
     finally:
         parts.close()
+
+
+def by_dimension(parts: Parts, family: str) -> dict[tuple[str, ...], float]:
+    return {tuple(v for k, v in sorted(s.labels.items())): s.value
+            for f in parts.registry.collect() for s in f.samples if s.name == family}
+
+
+def test_alone_dimensions_count_on_their_own_family_exactly_across_a_restart(
+        orders, db_url, tmp_path):
+    engine, table = orders
+    products = ["冰激凌", "大王卡", "宝藏卡", None]
+    start = T0 + timedelta(minutes=20)  # inside the order count's first window (overlap)
+    rows = [row(i, start + timedelta(seconds=i), remark="BSS系统异常", carrier="中国联通",
+                product=products[i % 4], status="已撤单" if i % 5 else "已激活")
+            for i in range(1, 41)]
+    insert(engine, table, rows)
+    cfg = make_config(db_url, table.name, tmp_path, count_orders=True,
+                      columns={"created_at": "created_at"},
+                      dimensions={"carrier": {"column": "carrier"},
+                                  "product": {"column": "product", "top_k": 2,
+                                              "alone": True}})
+    # The ground truth: the first two products counted keep their name, the third is
+    # "other", no product is "" (so the values add up to the total).
+    admitted: list[str] = []
+    expected: dict[tuple[str, ...], float] = {}
+    for r in rows:
+        if r["status"] != "已撤单":
+            continue
+        value = r["product"] or ""
+        if value and value not in admitted:
+            if len(admitted) < 2:
+                admitted.append(value)
+            else:
+                value = "other"
+        key = ("system_fault", "product", value)
+        expected[key] = expected.get(key, 0) + 1
+    expected_orders: dict[tuple[str, ...], float] = {}
+    for r in rows:  # counted after the cancellations, with the same admitted products
+        value = r["product"] if r["product"] in admitted else ("other" if r["product"] else "")
+        expected_orders[("product", value)] = expected_orders.get(("product", value), 0) + 1
+
+    parts = build(cfg)
+    try:
+        assert poll_until_caught_up(parts) == 32
+        assert by_dimension(parts, "watchdog_cancellations_by_dimension_total") == expected
+        assert sum(expected.values()) == sum(totals(parts).values()) == 32
+        assert by_dimension(parts, "watchdog_orders_by_dimension_total") == expected_orders
+        # product is not a label of the main family, which keeps one series per carrier
+        main = [s.labels for f in parts.registry.collect() for s in f.samples
+                if s.name == "watchdog_cancellations_total" and s.value]
+        assert main == [{"category": "system_fault", "carrier": "中国联通"}]
+    finally:
+        parts.close()
+
+    # After a restart: the same totals from the state database, the same admitted
+    # products (a fourth product is "other", an admitted one keeps its name).
+    more = [row(i, start + timedelta(minutes=1, seconds=i), remark="BSS系统异常",
+                carrier="中国联通", product=p)
+            for i, p in zip(range(41, 47), ["新品卡", admitted[0], "新品卡", admitted[1],
+                                            admitted[0], None], strict=True)]
+    insert(engine, table, more)
+    again = build(cfg)
+    try:
+        assert by_dimension(again, "watchdog_cancellations_by_dimension_total") == expected
+        assert by_dimension(again, "watchdog_orders_by_dimension_total") == expected_orders
+        assert poll_until_caught_up(again) == 6
+        for value, n in (("other", 2), (admitted[0], 2), (admitted[1], 1), ("", 1)):
+            key = ("system_fault", "product", value)
+            expected[key] = expected.get(key, 0) + n
+        assert by_dimension(again, "watchdog_cancellations_by_dimension_total") == expected
+        assert again.store.admitted_labels()["product"] == set(admitted)
+    finally:
+        again.close()

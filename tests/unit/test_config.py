@@ -33,6 +33,7 @@ def test_example_config_is_valid():
     assert cfg.source.table == "orders"
     assert cfg.source.overlap == timedelta(minutes=10)
     assert cfg.source.dimensions["distributor"].label is False
+    assert cfg.source.dimensions["product"].alone is True
 
 
 def test_unknown_key_names_file_line_and_suggests(tmp_path):
@@ -86,6 +87,19 @@ def test_interpolation_with_default_and_secret_tracking(tmp_path):
     assert cfg.source.url == "postgresql://u:hunter22@h/db"
     assert cfg.state.url == "sqlite:///s.db"
     assert cfg.secrets() == ("hunter22",)
+
+
+def test_alone_with_label_false_is_refused_at_its_line(tmp_path):
+    # label: false keeps a dimension off the metrics, alone: true exports it: which?
+    p = write(tmp_path, "source:\n  url: sqlite://\n  dimensions:\n"
+              "    carrier: {column: carrier}\n"
+              "    product:\n      column: product\n      label: false\n      alone: true\n")
+    (msg,) = problems(p)
+    assert msg.startswith(f"{p}:8: source.dimensions.product.alone: `alone: true` exports")
+    assert "remove one of them" in msg
+    cfg = load_config(write(tmp_path, "source:\n  url: sqlite://\n  dimensions:\n"
+                            "    product: {column: product, top_k: 50, alone: true}\n"), env={})
+    assert cfg.source.dimensions["product"].alone and cfg.source.dimensions["product"].label
 
 
 def test_invalid_yaml_reports_line(tmp_path):

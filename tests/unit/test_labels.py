@@ -29,3 +29,26 @@ def test_admitted_values_come_back_from_the_state_database():
     assert carrier_of(again, "中国移动") == "中国移动"
     assert carrier_of(again, "中国电信") == OTHER
     assert carrier_of(again, "小众") == "小众"
+
+
+def test_alone_dimensions_are_no_labels_but_capped_and_admitted_the_same_way():
+    dims = {"carrier": DimensionConfig(column="carrier"),
+            "product": DimensionConfig(column="product", top_k=2, alone=True),
+            "distributor": DimensionConfig(column="distributor_id", label=False)}
+    policy = LabelPolicy(dims)
+    assert (policy.names, policy.alone) == (("carrier",), ("product",))
+    row = {"carrier": "中国联通", "product": "大王卡", "distributor": "d1"}
+    pairs, new = policy.labels_for(row)
+    assert (pairs, new) == ((("carrier", "中国联通"),), [("carrier", "中国联通")])
+    seen = []
+    for product in ("大王卡", "大王卡", "冰激凌", "宝藏卡", "", "冰激凌"):
+        pairs, new = policy.labels_for({**row, "product": product}, policy.alone)
+        seen.append((dict(pairs)["product"], new))
+    assert seen == [("大王卡", [("product", "大王卡")]), ("大王卡", []),
+                    ("冰激凌", [("product", "冰激凌")]), (OTHER, []), ("", []),
+                    ("冰激凌", [])]
+    # after a restart, the admitted products come back from the state database
+    again = LabelPolicy(dims, {"product": {"大王卡", "冰激凌"}})
+    assert again.labels_for({"product": "宝藏卡"}, again.alone)[0] == (("product", OTHER),)
+    policy.forget([("product", "冰激凌")])  # its transaction rolled back
+    assert policy.labels_for({"product": "宝藏卡"}, policy.alone)[1] == [("product", "宝藏卡")]
