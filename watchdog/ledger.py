@@ -51,9 +51,16 @@ class Ledger(Collector):
         """Start exporting, from the committed totals (on becoming leader)."""
         with self._lock:
             self._values = dict.fromkeys(self._zero, 0.0)
-            for key, value in totals.items():
-                if key[0] in self._label_names:
-                    self._values[key] = float(value)
+            for (metric, pairs), value in totals.items():
+                labels = self._label_names.get(metric)
+                if labels is None:
+                    continue
+                # Totals committed under another label set (a dimension since added,
+                # dropped or moved to its own family) are summed into the series of
+                # today's labels: two stored keys must not become two identical series.
+                got = dict(pairs)
+                key = (metric, tuple(sorted((label, got.get(label, "")) for label in labels)))
+                self._values[key] = self._values.get(key, 0.0) + float(value)
             self._active = True
 
     def add_zero_series(self, keys: Iterable[CounterKey]) -> None:

@@ -44,3 +44,18 @@ def test_stepping_down_removes_the_series():
     ledger.deactivate()
     assert r.get_sample_value("watchdog_cancellations_total",
                               {"category": "compliance", "carrier": ""}) is None
+
+
+def test_totals_committed_under_other_labels_are_summed_into_todays_series():
+    # product was a label, then went alone: its per-product totals of the main family
+    # add up, instead of being exported as identical series with different values.
+    ledger = Ledger({CANCEL: ["category", "carrier"]}, [key("unknown")])
+    r = registry_with(ledger)
+    old = [(CANCEL, (("carrier", "联通"), ("category", "compliance"), ("product", p)))
+           for p in ("大王卡", "冰激凌")]
+    ledger.activate({old[0]: 3, old[1]: 4, key("compliance", "联通"): 2,
+                     (CANCEL, (("category", "unknown"),)): 5})  # before carrier was a label
+    ledger.add({key("compliance", "联通"): 1})
+    samples = [s for f in r.collect() for s in f.samples]
+    assert sorted((s.labels["category"], s.labels["carrier"], s.value) for s in samples) == [
+        ("compliance", "联通", 10.0), ("unknown", "", 5.0)]
