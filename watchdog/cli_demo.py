@@ -47,7 +47,9 @@ DEMO_DIMENSIONS = {
     "carrier": {"column": "carrier"},
     "upstream": {"column": "upstream"},
     "province": {"column": "province", "top_k": 40},
-    "product": {"column": "product", "top_k": 50},
+    # on its own family (watchdog_cancellations_by_dimension_total): a label, it would
+    # multiply the series of every other one (see config.example.yaml)
+    "product": {"column": "product", "top_k": 50, "alone": True},
     "distributor": {"column": "distributor_id", "label": False},
     "stage": {"column": "stage", "label": False},
 }

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 
 from tests.deploy.tools import DEPLOY
 from watchdog.cli_demo import DEMO_DIMENSIONS
-from watchdog.config import load_config
+from watchdog.config import DimensionConfig, load_config
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD_FILE = GRAFANA / "dashboards" / "cancel-watchdog.json"
@@ -24,6 +24,7 @@ SELECTOR = re.compile(r"\b(watchdog_\w+|up)\s*\{([^}]*)\}")
 # Shares of all cancellations: their denominators ignore $category on purpose.
 ALL_CATEGORIES = frozenset({"Unknown share", "Unknown share over time"})
 BY = re.compile(r"\bby\s*\(([^)]*)\)")
+ALONE = re.compile(r'watchdog_cancellations_by_dimension_total\{[^}]*\bdimension="([^"]+)"')
 RANGE = re.compile(r"\b(rate|irate|increase)\s*\((?:[^()\[]|\([^()]*\))*\[([^\]]+)\]")
 
 
@@ -85,6 +86,9 @@ def test_query_conventions(where: str, expr: str) -> None:
     for metric, matchers in selectors:
         assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, (
             f"{where}: {metric} ignores the job/instance filters")
+        if metric == "watchdog_cancellations_by_dimension_total":
+            # no carrier label here: an alone dimension multiplies no other
+            assert 'category=~"$category"' in matchers, f"{where}: ignores $category"
         if metric == "watchdog_cancellations_total":
             assert 'carrier=~"$carrier"' in matchers, f"{where}: ignores $carrier"
             assert 'category=~"$category"' in matchers or where.rsplit(" [", 1)[0] in \
@@ -101,22 +105,39 @@ def test_distributors_are_not_queried():
 
 def test_every_dimension_the_panels_group_by_is_a_bounded_label_of_the_shipped_configs():
     example = load_config(DEPLOY.parent / "config.example.yaml", env={}).source.dimensions
+    demo = {name: DimensionConfig(**d) for name, d in DEMO_DIMENSIONS.items()}
     grouped = {label.strip() for _, e in exprs() if "watchdog_cancellations_total" in e
                for labels in BY.findall(e) for label in labels.split(",")} - {"category"}
-    assert {"carrier", "upstream", "province", "product"} <= grouped
-    for label in grouped:
-        assert example[label].label, f"config.example.yaml: {label} is not a label"
-        assert DEMO_DIMENSIONS[label].get("label", True), f"demo: {label} is not a label"
-    # Products run to hundreds: labelled, but capped.
+    alone = {d for _, e in exprs() for d in ALONE.findall(e)}
+    assert {"carrier", "upstream", "province"} <= grouped
+    assert alone == {"product"}
+    for name, dims in (("config.example.yaml", example), ("demo", demo)):
+        for label in grouped:
+            assert dims[label].label and not dims[label].alone, f"{name}: {label} is not a label"
+        # A dimension queried on the by_dimension family must be alone there, or the
+        # panel is empty; alone, it multiplies no label, and top_k still caps it.
+        for dim in alone:
+            assert dims[dim].alone, f"{name}: {dim} is not alone"
+    # Products run to hundreds: alone, and capped.
     assert example["product"].top_k <= 100
-    assert DEMO_DIMENSIONS["product"]["top_k"] == example["product"].top_k
+    assert demo["product"].top_k == example["product"].top_k
+
+
+def test_by_dimension_queries_group_by_value_of_one_dimension():
+    for where, e in exprs():
+        if "watchdog_cancellations_by_dimension_total" in e:
+            # Without one dimension= matcher, values of several dimensions would mix.
+            assert len(ALONE.findall(e)) == e.count("watchdog_cancellations_by_dimension_total")
+            assert {g.strip() for g in BY.findall(e)} <= {"value"}, where
 
 
 def test_top_products_ranks_products_over_the_time_range():
     [panel] = [p for p in PANELS if p["title"] == "Top products"]
     [target] = panel["targets"]
-    assert target["expr"].startswith("topk(10, sum by (product) (increase(")
-    assert "[$__range]" in target["expr"] and target["legendFormat"] == "{{product}}"
+    assert target["expr"].startswith("topk(10, sum by (value) (increase("
+                                      "watchdog_cancellations_by_dimension_total{")
+    assert 'dimension="product"' in target["expr"]
+    assert "[$__range]" in target["expr"] and target["legendFormat"] == "{{value}}"
     assert panel["fieldConfig"]["defaults"]["unit"] == "short"
     assert "top_k" in panel["description"] and "other" in panel["description"]
 
