@@ -256,7 +256,7 @@ def test_incident_detected(case: Case, warm_state, tmp_path: Path) -> None:
         scope = {k: v for k, v in first.signal.labels.items() if k != "category"}
         drill = (f"{first.signal.kind} {first.signal.category} "
                  + " ".join(f"{k}={v}" for k, v in scope.items())
-                 + (f" | top {top.dimension} {top.value}: {top.observed:g} of "
+                 + (f"; top {top.dimension} {top.value}: {top.observed:g} of "
                     f"{first.signal.observed:g}, expected {top.expected:g}" if top else ""))
     ok = first is not None and sdelay <= case.max_delay
     ROWS.append(Row(case.name, _fmt(delay), _fmt(sdelay), len(false), drill, ok))
