@@ -3,8 +3,9 @@
 A silence is ONE value that stopped while the rest of the platform flows. When the whole
 stream stalls (the order source or its writer lagging) every value's last event is the
 platform's last event; when rows arrive late, at their own older minutes, after a slow
-poll every value looks as old as the stream's newest row. Neither is a per-value silence (the 20-minute soak raised 207 of them, every carrier and upstream at
-once, at the poll exactly `min_gap` after the stream's last minute).
+poll every value looks as old as the stream's newest row. Neither is a per-value silence
+(the 20-minute soak raised 207 of them, every carrier and upstream at once, at the poll
+exactly `min_gap` after the stream's last minute).
 """
 
 from __future__ import annotations
