@@ -32,7 +32,7 @@ from .rules import RuleError
 from .rules.watch import ReloadOnChange, RuleFileWatcher
 from .tick import after_poll
 from .web import Health, start_http_server
-from .wiring import Parts, load_configured_rules, rule_paths
+from .wiring import Parts, exclude_rule_ids, load_configured_rules, rule_paths
 
 log = structlog.get_logger("watchdog.daemon")
 
@@ -118,12 +118,9 @@ def reload_rules(parts: Parts) -> bool:
         # Same sources (a touch, a SIGHUP): keep the running set and its warm cache.
         log.info("rules_unchanged", version=running)
         return True
-    from .model import EXCLUDE
-
     # A category (or exclude rule) the reload brought in gets its series at 0 before its
     # first count, as those of the rules at start do.
-    parts.metrics.add_zero_series(
-        rules.categories, [r.id for r in rules.rules if r.category == EXCLUDE])
+    parts.metrics.add_zero_series(rules.categories, exclude_rule_ids(rules))
     parts.pipeline.rules = rules
     parts.metrics.set_rules_version(rules.version)
     log.info("rules_reloaded", version=rules.version)

@@ -72,6 +72,11 @@ def load_configured_rules(cfg: Config) -> RuleSet:
     return load_rules(rule_paths(cfg), use_defaults=cfg.rules.use_defaults)
 
 
+def exclude_rule_ids(rules: RuleSet) -> list[str]:
+    """The rules whose outcome is `exclude`: each has its series of excluded cancellations."""
+    return [r.id for r in rules.rules if r.category == EXCLUDE]
+
+
 def assemble(cfg: Config, registry: CollectorRegistry | None = None,
              rules: RuleSet | None = None, *, monitor: bool = False,
              clock: Callable[[], datetime] | None = None) -> Parts:
@@ -88,9 +93,8 @@ def assemble(cfg: Config, registry: CollectorRegistry | None = None,
     rules = rules or load_configured_rules(cfg)
     store = StateStore.open(cfg.state.url, cfg.state.lease_interval)
     labels = LabelPolicy(cfg.source.dimensions, store.admitted_labels())
-    excludes = [r.id for r in rules.rules if r.category == EXCLUDE]
     metrics = Metrics(registry, labels.names, rules.categories, cfg.source.count_orders,
-                      excludes, labels.alone)
+                      exclude_rule_ids(rules), labels.alone)
     metrics.set_rules_version(rules.version)
     source = OrderSource.from_config(cfg.source)
     pipeline = Pipeline(source, store, rules, metrics, labels, cfg.source)
