@@ -105,10 +105,12 @@ class Classified:
 
 @dataclass(frozen=True, slots=True)
 class OrderCount:
-    """Newly created orders in one poll, per dimension values (for cancellation ratios)."""
+    """Newly created orders, per dimension values (for cancellation ratios), in the
+    minute starting at `minute` (UTC) when it is known."""
 
     dimensions: Mapping[str, str]
     count: int
+    minute: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

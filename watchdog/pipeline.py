@@ -15,6 +15,7 @@ from typing import Protocol
 import sqlalchemy as sa
 import structlog
 
+from . import order_minutes
 from .config import SourceConfig
 from .labels import LabelPolicy
 from .metrics import (
@@ -28,6 +29,7 @@ from .metrics import (
     Metrics,
 )
 from .model import UNKNOWN, Cancellation, Classified, Cursor, OrderCount, Verdict
+from .order_minutes import floor_minute
 from .privacy import mask_text
 from .source import OrderSource, SourceError
 from .store import REASON_SAMPLE_CHARS, Batch, CounterKey, StateError, StateStore
@@ -239,11 +241,16 @@ class Pipeline:
     def _count_orders(
         self, now: datetime
     ) -> tuple[tuple[OrderCount, ...], datetime, datetime] | None:
-        """Count orders created since the last count, for cancellation ratios."""
+        """Count orders created since the last count, for cancellation ratios.
+
+        The minutes from `now - overlap` on are counted again on every poll and only
+        their growth is credited (see `order_minutes`), so an order committed late is
+        counted when it turns visible, once.
+        """
         since = self._order_until or self._stored_order_until() or now - self.cfg.overlap
-        until = now
+        lo = floor_minute(min(since, now - self.cfg.overlap))
         try:
-            counts: Sequence[OrderCount] = self.source.count_new_orders(since, until)
+            counts: Sequence[OrderCount] = self.source.count_new_orders(lo, now)
         except SourceError as exc:
             self.metrics.poll_errors.labels(stage="orders").inc()
             log.warning("order_count_failed", error=str(exc))
@@ -251,25 +258,37 @@ class Pipeline:
         deltas: Tally[CounterKey] = Tally()
         admitted: list[tuple[str, str]] = []
         alone = self.labels.alone
-        for oc in counts:
-            pairs, new_labels = self.labels.labels_for(oc.dimensions)
-            admitted.extend(new_labels)
-            deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
-            if alone:
-                pairs, new_labels = self.labels.labels_for(oc.dimensions, alone)
-                admitted.extend(new_labels)
-                for name, value in pairs:
-                    deltas[(ORDERS_BY_DIMENSION, (("dimension", name), ("value", value)))] \
-                        += oc.count
         try:
             with self.store.transaction(ORDERS_CURSOR) as tx:
-                tx.write(Batch((), Cursor(until, ""), deltas, admitted), now)
+                source = self.store.source_name
+                credited = order_minutes.load(tx.conn, source, lo)
+                if credited is None:
+                    # Never saved: a first start (then `since` is `now - overlap`) or
+                    # an upgrade from a release that counted [since, now) once: the
+                    # minutes before `since` were counted then.
+                    counts = [oc for oc in counts if oc.minute is not None
+                              and oc.minute >= floor_minute(since)]
+                    credited = {}
+                fresh, changed = order_minutes.credit(counts, credited)
+                for oc in fresh:
+                    pairs, new_labels = self.labels.labels_for(oc.dimensions)
+                    admitted.extend(new_labels)
+                    deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
+                    if alone:
+                        pairs, new_labels = self.labels.labels_for(oc.dimensions, alone)
+                        admitted.extend(new_labels)
+                        for name, value in pairs:
+                            deltas[(ORDERS_BY_DIMENSION,
+                                    (("dimension", name), ("value", value)))] += oc.count
+                order_minutes.save(tx.conn, source, floor_minute(now - self.cfg.overlap),
+                                   changed)
+                tx.write(Batch((), Cursor(now, ""), deltas, admitted), now)
         except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
             self.labels.forget(admitted)
             self._failed("state", exc)
         self.metrics.add(deltas)
-        self._order_until = until
-        return tuple(counts), since, until
+        self._order_until = now
+        return tuple(fresh), lo, now
 
     def _stored_order_until(self) -> datetime | None:
         stored = self._load_cursor(ORDERS_CURSOR)

@@ -207,10 +207,13 @@ class OrderSource:
     # -- new orders ----------------------------------------------------------------------
 
     def count_new_orders(self, since: datetime, until: datetime) -> list[OrderCount]:
-        """Orders created in [since, until), per value of the dimensions with `label: true`.
+        """Orders created in [since, until), per minute of creation (UTC) and per value of
+        the dimensions with `label: true`.
 
-        Returns [] unless `source.count_orders` is on. Needs table mode (the dimension
-        columns of a custom query are aliases, not table columns).
+        Per minute, so that the caller can count the same minutes again on the next poll
+        and credit only what was committed late (see `order_minutes`). Returns [] unless
+        `source.count_orders` is on. Needs table mode (the dimension columns of a custom
+        query are aliases, not table columns).
         """
         if not self.cfg.count_orders:
             return []
@@ -223,23 +226,25 @@ class OrderSource:
         created = table.c[self.cfg.columns.created_at or ""]
         labelled = [(n, d.column) for n, d in self.cfg.dimensions.items() if d.label]
         dims = [table.c[col] for _, col in labelled]
+        minute = _minute_of(created, self.engine.dialect.name).label("wd_minute")
         stmt = (
-            sa.select(*dims, sa.func.count().label("n"))
+            sa.select(minute, *dims, sa.func.count().label("n"))
             .select_from(table)
             .where(
                 created >= sa.bindparam("wd_since", self._bind_time(since)[0]),
                 created < sa.bindparam("wd_until", self._bind_time(until)[0]),
             )
-            .group_by(*dims)
+            .group_by(minute, *dims)
         )
-        totals: dict[tuple[str, ...], int] = {}
+        totals: dict[tuple[Any, ...], int] = {}
         for row in self._run(stmt, "counting new orders"):
             # NULL and '' both become "": merge them.
-            key = tuple(as_text(v) or "" for v in row[:-1])
+            key = (self._read_time(row[0]), *(as_text(v) or "" for v in row[1:-1]))
             totals[key] = totals.get(key, 0) + int(row[-1])
         names = [n for n, _ in labelled]
         return [
-            OrderCount(dict(zip(names, key, strict=True)), n) for key, n in totals.items() if n
+            OrderCount(dict(zip(names, key[1:], strict=True)), n, minute=key[0])
+            for key, n in totals.items() if n
         ]
 
     # -- check ---------------------------------------------------------------------------
@@ -343,6 +348,19 @@ def explain_error(exc: sa.exc.SQLAlchemyError, cfg: SourceConfig) -> str:
     else:
         hint = "run `cancel-watchdog check` to compare source.table/columns/query with the database"
     return f"{message}; {hint}"
+
+
+def _minute_of(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """`column` cut to its minute, in the column's own (local) time.
+
+    Every zone's offset is a whole number of minutes, so a local minute is a UTC minute.
+    SQLite keeps timestamps as text: the first 16 characters are the minute.
+    """
+    if dialect == "postgresql":  # a literal: the GROUP BY must repeat the same expression
+        return sa.func.date_trunc(sa.literal_column("'minute'"), column)
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.date_format(column, "%Y-%m-%d %H:%i")
+    return sa.func.substr(column, 1, 16)
 
 
 def _first_reason(texts: Sequence[str | None]) -> str | None:

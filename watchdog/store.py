@@ -35,6 +35,7 @@ LEASE_INTERVAL = timedelta(seconds=10)
 """The default of state.lease_interval."""
 TABLE_MODULES: tuple[str, ...] = (
     "watchdog.alerts.state", "watchdog.notifiers.outbox", "watchdog.detect.state",
+    "watchdog.order_minutes",
 )
 """Modules defining further state tables on `metadata` (imported before create_all)."""
 REASON_SAMPLE_CHARS = 300

@@ -306,3 +306,60 @@ def test_alone_dimensions_count_on_their_own_family_exactly_across_a_restart(
         assert again.store.admitted_labels()["product"] == set(admitted)
     finally:
         again.close()
+
+
+def orders_counted(parts: Parts) -> float:
+    return parts.registry.get_sample_value("watchdog_orders_total",
+                                           {"carrier": "中国联通"}) or 0
+
+
+def test_orders_committed_late_are_counted_once_across_polls_a_quiet_spell_and_a_restart(
+        orders, db_url, tmp_path):
+    """New orders are counted per minute of creation over the overlap on every poll,
+    crediting only the growth: an order that turns visible after its minute was counted
+    is still counted, and once (ratios need every order, not only the punctual ones)."""
+    engine, table = orders
+    oid = iter(range(1, 1000))
+
+    def add(n: int, created: datetime) -> None:
+        insert(engine, table, [row(next(oid), created, "已激活", carrier="中国联通")
+                               for _ in range(n)])
+
+    cfg = make_config(db_url, table.name, tmp_path, count_orders=True,
+                      columns={"created_at": "created_at"})
+    second = timedelta(seconds=1)
+    parts = build(cfg)
+    try:
+        add(5, T0 + timedelta(minutes=25))  # 10:25 Shanghai; NOW is 10:30
+        report = parts.pipeline.poll(NOW)
+        assert orders_counted(parts) == 5
+        assert {(oc.minute, oc.count) for oc in report.orders} == {
+            (NOW - timedelta(minutes=5), 5)}
+        # Late: three more in the minute already counted, two in a new one.
+        add(3, T0 + timedelta(minutes=25, seconds=30))
+        add(2, T0 + timedelta(minutes=29))
+        report = parts.pipeline.poll(NOW + 30 * second)
+        assert orders_counted(parts) == 10
+        assert sorted((oc.minute, oc.count) for oc in report.orders) == [
+            (NOW - timedelta(minutes=5), 3), (NOW - timedelta(minutes=1), 2)]
+        assert parts.pipeline.poll(NOW + 60 * second).orders == ()
+        assert orders_counted(parts) == 10
+    finally:
+        parts.close()
+
+    again = build(cfg)  # a restart: what was credited per minute is in the state DB
+    try:
+        assert orders_counted(again) == 10
+        add(1, T0 + timedelta(minutes=26))
+        again.pipeline.poll(NOW + 90 * second)
+        assert orders_counted(again) == 11
+        # A quiet spell longer than the overlap leaves no minute behind; an order
+        # committed late after it still counts once.
+        quiet = NOW + timedelta(minutes=20)
+        assert again.pipeline.poll(quiet).orders == ()
+        add(1, T0 + timedelta(minutes=49))  # 10:49, a minute before `quiet`
+        again.pipeline.poll(quiet + 30 * second)
+        again.pipeline.poll(quiet + 60 * second)
+        assert orders_counted(again) == 12
+    finally:
+        again.close()

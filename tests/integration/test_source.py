@@ -270,8 +270,27 @@ def test_count_new_orders_groups_by_label_dimensions(writer, orders, db_url):
         ("", 2), ("电信", 1), ("联通", 2),
     ]
     assert all(set(c.dimensions) == {"carrier"} for c in counts)  # province: label false
+    assert {c.minute for c in counts} == {T0_UTC}  # the UTC minute of creation
     off = config(db_url, orders.name)
     assert OrderSource(off, writer).count_new_orders(T0_UTC, T0_UTC + timedelta(1)) == []
+
+
+def test_count_new_orders_per_minute_of_creation(writer, orders, db_url):
+    """Each (minute, labels) group is its own count, in UTC minutes; seconds and
+    microseconds within a minute do not split it."""
+    minute = timedelta(minutes=1)
+    insert(writer, orders, [
+        row(1, T0 + timedelta(seconds=59, microseconds=999_999), "已发货", carrier="联通"),
+        row(2, T0 + minute, "已发货", carrier="联通"),
+        row(3, T0 + minute + timedelta(seconds=30), "已发货", carrier="联通"),
+        row(4, T0 + 2 * minute + timedelta(seconds=1), "已发货", carrier="电信"),
+    ])
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(created_at="created_at"),
+                 count_orders=True)
+    counts = OrderSource(cfg, writer).count_new_orders(T0_UTC, T0_UTC + 3 * minute)
+    assert sorted((c.minute, c.dimensions["carrier"], c.count) for c in counts) == [
+        (T0_UTC, "联通", 1), (T0_UTC + minute, "联通", 2), (T0_UTC + 2 * minute, "电信", 1),
+    ]
 
 
 # -- custom query ----------------------------------------------------------------------

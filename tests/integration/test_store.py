@@ -118,3 +118,33 @@ def test_dedupe_with_keys_claimed_in_new_keys(store):
         tx.new_keys([item("9")], T0)
         raise RuntimeError("crash before the commit")
     assert claim([item("9")]) == [("9", "已撤单")]  # the rolled-back claim left nothing
+
+
+def test_order_minutes_credit_only_growth_and_forget_old_minutes(store):
+    from watchdog import order_minutes as om
+    from watchdog.model import OrderCount
+
+    m0 = T0.replace(second=0, microsecond=0)
+    minute = timedelta(minutes=1)
+    with store.engine.begin() as conn:
+        assert om.load(conn, "s", m0) is None  # never saved
+    counts = [OrderCount({"carrier": "联通", "p": "卡"}, 4, minute=m0),
+              OrderCount({"carrier": "电信"}, 1, minute=m0 + minute)]
+    with store.engine.begin() as conn:
+        fresh, changed = om.credit(counts, om.load(conn, "s", m0) or {})
+        om.save(conn, "s", m0, changed)
+    assert [(c.count, c.minute) for c in fresh] == [(4, m0), (1, m0 + minute)]
+    # Later: the first minute grew by 2, the second shrank (nothing credited, mark kept).
+    later = [OrderCount({"p": "卡", "carrier": "联通"}, 6, minute=m0),
+             OrderCount({"carrier": "电信"}, 0, minute=m0 + minute)]
+    with store.engine.begin() as conn:
+        credited = om.load(conn, "s", m0)
+        fresh, changed = om.credit(later, credited)
+        om.save(conn, "s", m0 + minute, changed)  # forget m0 from now on
+    assert [(c.count, c.minute) for c in fresh] == [(2, m0)]
+    with store.engine.begin() as conn:
+        assert om.load(conn, "s", m0) == {
+            (m0 + minute, next(k[1] for k in credited if k[0] == m0 + minute)): 1}
+        om.save(conn, "s", m0 + 5 * minute, {})  # a quiet spell: no minute left ...
+        assert om.load(conn, "s", m0) == {}  # ... but saved before: nothing credited
+        assert om.load(conn, "other", m0) is None

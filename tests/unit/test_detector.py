@@ -8,8 +8,9 @@ from random import Random
 import pytest
 
 from watchdog.detect import DetectConfig, Detector
+from watchdog.detect.series import ORDERS
 from watchdog.detect.state import load_detector, save_detector
-from watchdog.model import Cancellation, Classified, Verdict
+from watchdog.model import Cancellation, Classified, OrderCount, Verdict
 from watchdog.store import StateStore
 
 CARRIERS = ("中国联通", "中国电信", "中国移动", "中国广电")
@@ -123,3 +124,19 @@ def _copy(d: Detector, now: datetime, tmp_path=None) -> Detector:
     load_detector(store.engine, fresh)
     store.close()
     return fresh
+
+
+def test_orders_land_in_their_minute_of_creation_or_spread_without_one():
+    """Order counts that know their minute (late ones too) are counted in it; counts
+    without one are spread over the poll's span."""
+    d = Detector(DetectConfig(), ["carrier"])
+    since, until = START, START + timedelta(minutes=4)
+    late = START - timedelta(minutes=3)
+    d.observe_orders([OrderCount({"carrier": "中国联通"}, 5, minute=late),
+                      OrderCount({"carrier": "中国联通"}, 2, minute=since),
+                      OrderCount({"carrier": "中国电信"}, 8)], since, until)
+    m = int(START.timestamp()) // 60
+    total = d.series[(ORDERS, "", "")].buckets
+    assert total == {m - 3: 5, m: 2 + 2, m + 1: 2, m + 2: 2, m + 3: 2}
+    # No carrier is admitted to the top K yet: both are pooled in "other", minute by minute.
+    assert d.series[(ORDERS, "carrier", "other")].buckets == total

@@ -112,24 +112,25 @@ class Detector(CountTests, TemplateTests, SilenceTests):
 
     def observe_orders(self, counts: Sequence[OrderCount], since: datetime,
                        until: datetime) -> None:
-        """Newly created orders in [since, until), spread evenly over its minutes."""
+        """Newly created orders in [since, until): in their minute of creation when the
+        count has one, else spread evenly over the minutes of the span."""
         first, last = minute_of(since), max(minute_of(until) - 1, minute_of(since))
-        span = last - first + 1
         for oc in counts:
             raw = tuple((oc.dimensions.get(d) or "") for d in self.dims)
             keys = [(ORDERS, "", "")]
             for i, d in enumerate(self.dims):
                 if raw[i] and d in oc.dimensions:
                     keys.append((ORDERS, d, self.topk[d].series_value(raw[i])))
-            per, extra = divmod(oc.count, span)
+            lo, hi = (first, last) if oc.minute is None else (minute_of(oc.minute),) * 2
+            per, extra = divmod(oc.count, hi - lo + 1)
             for key in keys:
-                s = self._get(key, first)
-                for j in range(span):
+                s = self._get(key, lo)
+                for j in range(hi - lo + 1):
                     n = per + (1 if j < extra else 0)
                     if n:
-                        s.add(first + j, n)
+                        s.add(lo + j, n)
             if oc.count:
-                self._seen(raw, last, only=tuple(oc.dimensions))
+                self._seen(raw, hi, only=tuple(oc.dimensions))
 
     def _seen(self, raw: tuple[str, ...], m: int, only: tuple[str, ...] | None = None) -> None:
         for d in self.silence_dims:
