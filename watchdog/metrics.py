@@ -83,6 +83,10 @@ class Metrics:
         self.rows_read = Counter(
             "watchdog_source_rows_read", "Cancelled rows read from the order database "
             "(including re-reads).", registry=r)
+        self.rows_skipped = Counter(
+            "watchdog_source_rows_skipped", "Cancelled rows skipped because their change "
+            "time could not be read (including re-reads; the log names the order ids).",
+            registry=r)
         self.rules_info = Gauge(
             "watchdog_rules_info", "The loaded ruleset; value 1, version as label.",
             ["version"], registry=r)

@@ -169,10 +169,13 @@ class Pipeline:
         stop = should_stop or _never
         pages = 0
         while (budget is None or pages < budget) and not (pages and stop()):
+            skipped = self.source.skipped_rows
             try:
                 rows = self.source.fetch_cancellations(after, self.cfg.batch_size)
             except SourceError as exc:
                 self._failed("source", exc)
+            if self.source.skipped_rows > skipped:
+                self.metrics.rows_skipped.inc(self.source.skipped_rows - skipped)
             self.metrics.source_up.set(1)
             pages += 1
             if not rows:

@@ -51,6 +51,8 @@ class OrderSource:
         self._zone = cfg.zone
         # SQLite stores datetimes as text; binds must use the same separator to compare.
         self._sqlite_t_separator = False
+        self.skipped_rows = 0
+        """Rows read but skipped because their change time could not be read (a total)."""
 
     @classmethod
     def from_config(cls, cfg: SourceConfig) -> OrderSource:
@@ -77,8 +79,9 @@ class OrderSource:
         """Up to `limit` cancelled orders after `after`, in (changed_at, id) order.
 
         `after=None` reads from the beginning; `after.order_id=None` reads every row with
-        `changed_at >= after.changed_at` (the look-back re-read). A row that cannot be
-        converted is logged (by id only) and skipped; it never aborts the batch.
+        `changed_at >= after.changed_at` (the look-back re-read). A row whose change time
+        cannot be read is logged (by id only), counted in `skipped_rows` and skipped; a
+        reason that cannot be read counts as none. Neither aborts the batch.
         """
         rows = self._run(self.fetch_statement(after, limit), "reading cancellations")
         out = []
@@ -178,31 +181,39 @@ class OrderSource:
         raw_id = _plain_id(row[0])
         try:
             changed_at = self._read_time(row[2])
-            texts = (as_text(v) for v in row[3 : 3 + self._reason_count])
-            reason, event_time = current_reason(_first_reason(list(texts)), self._zone)
-            if reason is not None and len(reason) <= _INTERNED_REASON_CHARS:
-                reason = intern(reason)
-            first_dim = 3 + self._reason_count
-            # Dimension values, statuses and short reasons repeat across rows: one shared
-            # string per value keeps a poll's batch of cancellations (held for detection)
-            # small. Interned strings are freed with their last reference.
-            dims = {
-                name: intern(as_text(row[first_dim + i]) or "")
-                for i, name in enumerate(self.cfg.dimensions)
-            }
-            return Cancellation(
-                order_id=str(raw_id),
-                status=intern(as_text(row[1]) or ""),
-                reason=reason,
-                event_time=event_time or changed_at,
-                changed_at=changed_at,
-                dimensions=dims,
-                raw_id=raw_id,
-            )
         except Exception as exc:  # one broken row must not stop the others
-            # The message could quote row content; the type is enough to investigate.
+            # Without a readable change time the row has no place in the stream: skipped,
+            # counted (`skipped_rows`), logged by id. The message could quote row content;
+            # the type is enough to investigate.
+            self.skipped_rows += 1
             log.warning("row_skipped", order_id=str(raw_id), error=type(exc).__name__)
             return None
+        try:
+            texts = (as_text(v) for v in row[3 : 3 + self._reason_count])
+            reason, event_time = current_reason(_first_reason(list(texts)), self._zone)
+        except Exception as exc:
+            # The cancellation still counts, as a reason nobody can read (unknown).
+            log.warning("reason_unreadable", order_id=str(raw_id), error=type(exc).__name__)
+            reason, event_time = None, None
+        if reason is not None and len(reason) <= _INTERNED_REASON_CHARS:
+            reason = intern(reason)
+        first_dim = 3 + self._reason_count
+        # Dimension values, statuses and short reasons repeat across rows: one shared
+        # string per value keeps a poll's batch of cancellations (held for detection)
+        # small. Interned strings are freed with their last reference.
+        dims = {
+            name: intern(as_text(row[first_dim + i]) or "")
+            for i, name in enumerate(self.cfg.dimensions)
+        }
+        return Cancellation(
+            order_id=str(raw_id),
+            status=intern(as_text(row[1]) or ""),
+            reason=reason,
+            event_time=event_time or changed_at,
+            changed_at=changed_at,
+            dimensions=dims,
+            raw_id=raw_id,
+        )
 
     # -- new orders ----------------------------------------------------------------------
 

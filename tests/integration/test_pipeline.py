@@ -363,3 +363,24 @@ def test_orders_committed_late_are_counted_once_across_polls_a_quiet_spell_and_a
         assert orders_counted(again) == 12
     finally:
         again.close()
+
+
+def test_rows_without_a_readable_change_time_are_skipped_counted_and_survived(tmp_path):
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    engine = sa.create_engine(url)
+    table = orders_table("orders")
+    table.metadata.create_all(engine)
+    insert(engine, table, [row(1, T0, remark="BSS系统异常")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO orders (id, status, remark, created_at, updated_at) VALUES "
+            "(2, '已撤单', 'BSS系统异常', '2026-11-25 10:00:01', 'not a time')")
+    insert(engine, table, [row(3, T0 + timedelta(seconds=2), remark="BSS系统异常")])
+    parts = build(make_config(url, "orders", tmp_path))
+    try:
+        report = parts.pipeline.poll(NOW)
+        assert report.new == 2 and totals(parts) == {"system_fault": 2}
+        assert parts.registry.get_sample_value("watchdog_source_rows_skipped_total") >= 1
+    finally:
+        parts.close()
+        engine.dispose()

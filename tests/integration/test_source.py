@@ -222,8 +222,10 @@ def test_undecodable_and_garbage_rows_do_not_abort_the_batch(tmp_path, unique_na
             (CANCELLED, b"\xff\xfe\x00bad\x80", CANCELLED, "x", CANCELLED,
              "审核不通过".encode("gbk")),
         )
-    got = OrderSource(config(url, unique_name), engine).fetch_cancellations(None, 10)
+    source = OrderSource(config(url, unique_name), engine)
+    got = source.fetch_cancellations(None, 10)
     assert [c.raw_id for c in got] == [1, 2, 4]
+    assert source.skipped_rows == 1  # 3: no readable change time (the pipeline counts it)
     assert isinstance(got[1].reason, str) and "bad" in got[1].reason
     assert got[2].reason == "审核不通过"
     engine.dispose()
