@@ -66,10 +66,20 @@ class RecordingFeeder(DemoFeeder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.written: set[tuple[str, str]] = set()
+        self.history: dict[str, list[tuple[Any, ...]]] = {}
+        """Per order id, each write: batch, status, stamp, commit due, kind, simulated and
+        wall time of the write (to diagnose a miss)."""
+        self._batches = 0
 
     def _count(self, batch: Sequence[OrderWrite]) -> None:
         super()._count(batch)
+        self._batches += 1
         self.written.update((str(w.id), w.status) for w in batch if w.cancelled)
+        wall, sim = time.time(), self.sim_now()
+        for w in batch:
+            kind = ("insert" if w.insert else "update") + (" repeat" if w.repeat else "")
+            self.history.setdefault(str(w.id), []).append(
+                (self._batches, w.status, w.updated_at, w.commit_at, kind, sim, wall))
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -294,6 +304,11 @@ logging:
               f"| received | {summary} |")
         if not system_faults:
             raise SystemExit("no system_fault alert arrived for the injected incidents")
+    for order_id, status in sorted(missed)[:20]:
+        print(f"missed {order_id} {status}:")
+        for batch, status, stamp, due, kind, sim, wall in feeder.history.get(order_id, []):
+            print(f"    batch {batch} {kind} {status} stamped {stamp} due {due}, written at "
+                  f"simulated {sim:%Y-%m-%d %H:%M:%S} (wall {wall:.3f})")
     if doubles or missed or invented or counted != len(events):
         raise SystemExit("counts differ from what was written")
     if abs(growth) > 0.10:

@@ -85,7 +85,8 @@ class Poller:
             if report.rows_read:
                 log.info("poll", new=report.new, duplicates=report.duplicates,
                          excluded=report.excluded, categories=dict(report.by_category),
-                         caught_up=report.caught_up)
+                         caught_up=report.caught_up, rows_read=report.rows_read,
+                         cursor=report.cursor.changed_at.isoformat() if report.cursor else None)
             if self.on_report:
                 self.on_report(report)
             if report.caught_up:
