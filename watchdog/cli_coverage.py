@@ -155,7 +155,7 @@ def _state_engine(cfg: Config) -> sa.Engine | None:
 
 
 def _count_events(engine: sa.Engine, start: datetime, end: datetime) -> int:
-    from .store import events_table as ev
+    from .state_schema import events_table as ev
 
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(ev)
@@ -192,7 +192,7 @@ def _recorded(state: sa.Engine | None,
     """The category the daemon recorded for these (order id, status), where it has one."""
     if state is None or not keys:
         return {}
-    from .store import events_table as ev
+    from .state_schema import events_table as ev
 
     out: dict[tuple[str, str], str] = {}
     wanted = set(keys)

@@ -163,7 +163,7 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
     scheduler = BackgroundScheduler(timezone=UTC)
     # Twice per lease interval: a standby then takes over within half an interval of the
     # lock's release, which leaves most of the promised two intervals for loading the
-    # leader's state (and for noticing a dead host's session, see store.postgres_liveness).
+    # leader's state (and for noticing a dead host's session, see state_engine.postgres_liveness).
     renew = cfg.state.lease_interval.total_seconds() / 2
     scheduler.add_job(_renew_lease, "interval", seconds=renew, id="lease",
                       args=[parts, lease, health, clock], max_instances=1, coalesce=True,

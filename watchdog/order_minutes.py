@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .model import OrderCount
-from .store import UTCDateTime, metadata
+from .state_schema import UTCDateTime, metadata
 
 order_minutes_table = sa.Table(
     "watchdog_order_minutes",

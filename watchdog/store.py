@@ -1,4 +1,5 @@
-"""The state database: tables and the few transactions that touch them.
+"""The state database: the few transactions that touch it (its tables: state_schema.py,
+its versions: migrations.py, its connections: state_engine.py).
 
 Cursor, dedupe keys, classified events and counter totals are committed in one
 transaction per batch, so a crash at any point followed by a restart counts every
@@ -7,120 +8,34 @@ cancellation exactly once. SQLite by default, PostgreSQL (or MySQL) for producti
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from .migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import Classified, Cursor
+from .state_engine import create_state_engine
+from .state_schema import (
+    CounterKey,
+    StateError,
+    UTCDateTime,
+    counters_table,
+    cursor_table,
+    events_table,
+    label_values_table,
+    seen_table,
+)
 
-log = structlog.get_logger("watchdog.store")
-
-SCHEMA_VERSION = 1
-"""The state schema this release writes. A change that existing databases must follow
-(a new column, a changed key) bumps it and adds the step from the previous version to
-MIGRATIONS; a new table needs no step (`migrate` creates missing tables)."""
-MIGRATIONS: Mapping[int, Callable[[Connection], None]] = {}
-"""The step from schema version N to N + 1, keyed by N; it gets the migration's
-connection (one transaction) and must leave the tables as version N + 1 defines them."""
-MIGRATION_LOCK = 0x57444D47  # "WDMG": the PostgreSQL advisory lock key of `migrate`
 LEASE_INTERVAL = timedelta(seconds=10)
 """The default of state.lease_interval."""
-TABLE_MODULES: tuple[str, ...] = (
-    "watchdog.alerts.state", "watchdog.notifiers.outbox", "watchdog.detect.state",
-    "watchdog.order_minutes",
-)
-"""Modules defining further state tables on `metadata` (imported before create_all)."""
 REASON_SAMPLE_CHARS = 300
 _CHUNK = 500
-
-
-class StateError(Exception):
-    """The state database cannot be used (unreachable, read-only, newer schema...)."""
-
-
-class UTCDateTime(sa.TypeDecorator[datetime]):
-    """Stored as naive UTC (portable across SQLite/PostgreSQL/MySQL), read back aware."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Any) -> Any:
-        # MySQL's plain DATETIME drops microseconds; the cursor needs them exact.
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the state database")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-metadata = sa.MetaData()
-
-meta_table = sa.Table(
-    "watchdog_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), nullable=False),
-)
-cursor_table = sa.Table(
-    "watchdog_cursor",
-    metadata,
-    sa.Column("source", sa.String(64), primary_key=True),
-    sa.Column("changed_at", UTCDateTime(), nullable=False),
-    sa.Column("order_id", sa.String(128), nullable=False),
-    sa.Column("id_is_int", sa.Boolean, nullable=False),
-)
-seen_table = sa.Table(
-    "watchdog_seen",
-    metadata,
-    sa.Column("order_id", sa.String(128), primary_key=True),
-    sa.Column("status", sa.String(64), primary_key=True),
-    sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
-)
-events_table = sa.Table(
-    "watchdog_events",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
-    sa.Column("order_id", sa.String(128), nullable=False),
-    sa.Column("status", sa.String(64), nullable=False),
-    sa.Column("category", sa.String(64), nullable=False),
-    sa.Column("rule", sa.String(128), nullable=False),
-    sa.Column("event_time", UTCDateTime(), nullable=False, index=True),
-    sa.Column("ingested_at", UTCDateTime(), nullable=False),
-    sa.Column("dimensions", sa.Text, nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),
-)
-counters_table = sa.Table(
-    "watchdog_counters",
-    metadata,
-    sa.Column("metric", sa.String(64), primary_key=True),
-    sa.Column("labels", sa.String(512), primary_key=True),
-    sa.Column("value", sa.BigInteger, nullable=False),
-)
-label_values_table = sa.Table(
-    "watchdog_label_values",
-    metadata,
-    sa.Column("dimension", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), primary_key=True),
-)
-
-CounterKey = tuple[str, tuple[tuple[str, str], ...]]
-"""(metric name, sorted label pairs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +70,8 @@ class StateStore:
     @classmethod
     def open(cls, url: str, lease_interval: timedelta = LEASE_INTERVAL) -> StateStore:
         """Connect and migrate. `lease_interval` sets how fast a dead peer is noticed on
-        PostgreSQL (see `postgres_liveness`)."""
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
-        elif sa.engine.make_url(url).get_backend_name() == "postgresql":
-            kwargs["connect_args"] = postgres_liveness(url, lease_interval)
-        engine = sa.create_engine(url, **kwargs)
-        if engine.dialect.name == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        PostgreSQL (see `state_engine.postgres_liveness`)."""
+        engine = create_state_engine(url, lease_interval)
         store = cls(engine)
         store.migrate()
         return store
@@ -176,58 +84,8 @@ class StateStore:
     def migrate(self, version: int = SCHEMA_VERSION,
                 migrations: Mapping[int, Callable[[Connection], None]] = MIGRATIONS,
                 ) -> int | None:
-        """Bring the state database to schema `version`; returns the version it was
-        stamped with (None: it was empty).
-
-        In one transaction: an empty database gets every table and the version stamp; an
-        older one runs the steps of `migrations` from its version up, in order, then gets
-        the tables it still lacks and the new stamp; a newer one is refused, so a
-        downgrade cannot corrupt it. Replicas starting together take turns: on
-        PostgreSQL through a transaction-scoped advisory lock, on SQLite through an
-        immediate (write-locking) transaction. (MySQL/MariaDB commit every DDL statement
-        on its own: a step that fails there may be half done; restore the backup.)
-
-        Modules that keep state of their own (detection, alerts) define their tables on
-        this module's `metadata` and are listed in TABLE_MODULES, so one create_all sees
-        every table.
-        """
-        for module in TABLE_MODULES:
-            importlib.import_module(module)
-        try:
-            with self.engine.connect() as conn:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                elif conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": MIGRATION_LOCK})
-                found = _stamped_version(conn)
-                if found is not None and found > version:
-                    raise StateError(
-                        f"state database schema version {found} is newer than this release "
-                        f"supports ({version}); upgrade cancel-watchdog"
-                    )
-                if found is not None and found < version:
-                    for step in range(found, version):
-                        if step not in migrations:
-                            raise StateError(
-                                f"state database schema version {found} cannot be migrated "
-                                f"to {version}: no step from version {step}; upgrade "
-                                "through an intermediate release")
-                        migrations[step](conn)
-                metadata.create_all(conn)
-                if found is None:
-                    conn.execute(meta_table.insert().values(key="schema_version",
-                                                            value=str(version)))
-                elif found < version:
-                    conn.execute(meta_table.update()
-                                 .where(meta_table.c.key == "schema_version")
-                                 .values(value=str(version)))
-                conn.commit()
-        except sa.exc.SQLAlchemyError as exc:
-            raise StateError(f"state database {self.safe_url}: {_short(exc)}") from exc
-        if found is not None and found < version:
-            log.info("state_migrated", from_version=found, to_version=version)
-        return found
+        """Bring the state database to schema `version` (see `migrations.migrate`)."""
+        return migrate(self.engine, version, migrations)
 
     @property
     def safe_url(self) -> str:
@@ -481,54 +339,3 @@ def _increment(conn: Connection, deltas: Mapping[CounterKey, int]) -> None:
     else:  # pragma: no cover - other dialects are not supported for state
         raise StateError(f"unsupported state database dialect {name}")
     conn.execute(stmt, rows)
-
-
-def _stamped_version(conn: Connection) -> int | None:
-    """The schema version the state database is stamped with; None when it is empty."""
-    if not sa.inspect(conn).has_table(meta_table.name):
-        return None
-    found = conn.execute(
-        sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
-    return None if found is None else int(found)
-
-
-def postgres_liveness(url: str, lease_interval: timedelta) -> dict[str, Any]:
-    """libpq parameters that bound how long either end of a state connection keeps
-    talking to a peer that vanished (host power loss, network partition).
-
-    The leader's advisory lock lives as long as its server session. A process that dies
-    closes its socket and the server drops the lock at once; a *host* that dies closes
-    nothing, and without keepalives the server keeps the session and the lock for the
-    operating system's default of over two hours. So the server end of every session
-    gets TCP keepalives (session settings sent in `options`): it ends a dead leader's
-    session, releasing the lock, within idle + count x interval, about 0.8 x
-    `lease_interval`, and a standby takes over at its next attempt. The client end gets
-    the same (libpq `keepalives*`, `tcp_user_timeout`, `connect_timeout`), so a leader cut
-    off from the server fails its queries in that time instead of hanging. Over a Unix
-    socket these settings are ignored. An `options` given in the URL is kept.
-    """
-    lease = max(1, int(lease_interval.total_seconds()))
-    idle, interval, count = max(1, lease // 2), max(1, lease // 10), 3
-    timeout_ms = (idle + count * interval) * 1000
-    server = (f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={interval} "
-              f"-c tcp_keepalives_count={count} -c tcp_user_timeout={timeout_ms}")
-    given = sa.engine.make_url(url).query.get("options")
-    if isinstance(given, tuple):
-        given = " ".join(given)
-    return {
-        "keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval,
-        "keepalives_count": count, "tcp_user_timeout": timeout_ms,
-        "connect_timeout": max(2, lease), "options": f"{given} {server}" if given else server,
-    }
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

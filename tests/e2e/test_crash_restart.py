@@ -23,7 +23,7 @@ from tests.orderstream import (
     stop_daemon,
     write_config,
 )
-from watchdog.store import events_table, metadata
+from watchdog.state_schema import events_table, metadata
 
 pytestmark = pytest.mark.slow
 

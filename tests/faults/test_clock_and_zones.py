@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from tests.faults.inprocess import committed, parts_for, poll_until_caught_up
 from tests.orderstream import Platform, local_now
 from watchdog.model import Cursor
-from watchdog.store import events_table
+from watchdog.state_schema import events_table
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

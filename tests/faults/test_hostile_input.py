@@ -15,7 +15,7 @@ from tests.faults.inprocess import committed, parts_for, poll_until_caught_up
 from tests.orderstream import ID_NUMBER, PHONE, Platform, local_now
 from watchdog.config import ConfigError, load_config
 from watchdog.rules import RuleError, load_rules
-from watchdog.store import events_table
+from watchdog.state_schema import events_table
 
 OTHER_ID = "44030619851231002X"
 OTHER_PHONE = "15999887766"

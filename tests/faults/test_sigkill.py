@@ -26,7 +26,7 @@ from tests.orderstream import (
     stop_daemon,
     write_config,
 )
-from watchdog.store import events_table
+from watchdog.state_schema import events_table
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from tests.orderstream import Platform
 from watchdog.config import load_config
 from watchdog.pipeline import PollFailed
-from watchdog.store import events_table, seen_table
+from watchdog.state_schema import events_table, seen_table
 from watchdog.wiring import assemble
 
 pytestmark = pytest.mark.skipif(

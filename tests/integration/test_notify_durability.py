@@ -19,7 +19,7 @@ from watchdog.alerts.silences import parse_matcher
 from watchdog.alerts.state import add_silence, load_silences, load_state, locked
 from watchdog.alerts.values import Silence
 from watchdog.notifiers.outbox import Outbox
-from watchdog.store import events_table, metadata
+from watchdog.state_schema import events_table, metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_SECONDS = float(os.environ.get("WATCHDOG_TEST_OUTAGE_SECONDS", "120"))

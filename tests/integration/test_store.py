@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from watchdog.model import Cancellation, Classified, Cursor, Verdict
-from watchdog.store import Batch, StateError, StateStore, meta_table, metadata
+from watchdog.state_schema import StateError, meta_table, metadata
+from watchdog.store import Batch, StateStore
 
 T0 = datetime(2026, 11, 25, 2, 0, 0, 123456, tzinfo=UTC)
 

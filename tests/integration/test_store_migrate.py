@@ -9,14 +9,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from watchdog.store import (
-    MIGRATION_LOCK,
-    SCHEMA_VERSION,
-    StateError,
-    StateStore,
-    meta_table,
-    metadata,
-)
+from watchdog.migrations import MIGRATION_LOCK, SCHEMA_VERSION
+from watchdog.state_schema import StateError, meta_table, metadata
+from watchdog.store import StateStore
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Alert state in the state database: alerts, groups, the notification log, silences.
 
-Tables live on `watchdog.store.metadata` (listed in store.TABLE_MODULES). A lifecycle
-step runs in one transaction that first takes the alerting lock row, so two replicas
-never interleave their read-modify-write of the same groups.
+Tables live on `watchdog.state_schema.metadata` (listed in migrations.TABLE_MODULES).
+A lifecycle step runs in one transaction that first takes the alerting lock row, so two
+replicas never interleave their read-modify-write of the same groups.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ..store import UTCDateTime, metadata
+from ..state_schema import UTCDateTime, metadata
 from .lifecycle import State
 from .values import Alert, Group, Matcher, NotifyLog, Silence
 

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..model import Cancellation, Classified, Contributor, Signal, Verdict
-from ..store import StoredEvent, UTCDateTime, metadata
+from ..state_schema import UTCDateTime, metadata
+from ..store import StoredEvent
 from .baseline import Baseline
 from .detector import Detector
 from .episodes import Episode

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..alerts.state import group_id
 from ..alerts.values import Alert, Notification
-from ..store import UTCDateTime, metadata
+from ..state_schema import UTCDateTime, metadata
 from .channel import Deliverable, Digest
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
