@@ -9,7 +9,9 @@ old) is built in the shared `test` database; the watchdog (SQLite state) catches
 an hour back, then:
 
 - idle poll: nothing new; the forward SELECT finds nothing and the overlap (10 min) is
-  re-read, as on every poll of a caught-up daemon;
+  re-read, as on every poll of a caught-up daemon; with `count_orders: true` (as in
+  config.example.yaml) the poll also counts new orders per minute over the overlap,
+  reported on its own too;
 - 1,000 new rows: 1,000 cancellations appended within the last minutes, then one poll.
 
 DB time is the client-side time of every statement the source sends (SQLAlchemy cursor
@@ -100,6 +102,16 @@ def timed_poll(parts: Parts) -> tuple[float, float, float, Any]:
             wall * 1e3, report)
 
 
+def timed_order_count(parts: Parts) -> tuple[float, int]:
+    """(db ms, groups) of the new-order count that `count_orders: true` adds to every poll:
+    the minutes of the last `overlap`, per minute and labelled dimension."""
+    now = datetime.now(UTC)
+    since = (now - parts.cfg.source.overlap).replace(second=0, microsecond=0)
+    with statement_times(parts.source.engine) as times:
+        groups = parts.source.count_new_orders(since, now)
+    return sum(t for _, t in times) * 1e3, len(groups)
+
+
 def explain(parts: Parts, after: Cursor) -> tuple[float, str]:
     """(execution ms, plan) of the poll's SELECT from `after`."""
     stmt = parts.source.fetch_statement(after, parts.cfg.source.batch_size)
@@ -182,7 +194,7 @@ def _free_port() -> int:
 
 def measure(table: OrderTable, tmp: Path) -> dict[str, Any]:
     config = write_config(tmp / f"{table.name}.yaml",
-                          source_yaml(PG_URL, table.name, lookback="1h"),
+                          source_yaml(PG_URL, table.name, lookback="1h", count_orders=True),
                           f"sqlite:///{tmp}/{table.name}.db")
     parts = assemble(load_config(config))
     largest = table.rows == max(args.sizes)
@@ -191,6 +203,7 @@ def measure(table: OrderTable, tmp: Path) -> dict[str, Any]:
             pass
         idle = [timed_poll(parts) for _ in range(IDLE_POLLS)]
         assert all(r[3].new == 0 for r in idle)
+        counts = [timed_order_count(parts) for _ in range(IDLE_POLLS)]
         cursor = parts.store.load_cursor()
         assert cursor is not None
         fwd_ms, fwd_plan = explain(parts, cursor)
@@ -201,6 +214,8 @@ def measure(table: OrderTable, tmp: Path) -> dict[str, Any]:
             "idle_select": statistics.median(r[1] for r in idle),
             "idle_wall": statistics.median(r[2] for r in idle),
             "idle_rows": idle[-1][3].rows_read,
+            "count_db": statistics.median(c[0] for c in counts),
+            "count_groups": counts[-1][1],
             "explain_forward": fwd_ms, "explain_reread": reread_ms,
             "plan_forward": fwd_plan, "plan_reread": reread_plan,
         }
@@ -256,6 +271,9 @@ def main() -> None:
     print(f"\nratio {large:,} / {small:,}: idle DB time x{b['idle_db'] / a['idle_db']:.2f}, "
           f"1,000-row poll DB time x{b['new_db'] / a['new_db']:.2f} (target <= 1.5)")
     print(f"\nidle poll re-read {b['idle_rows']} rows (the {WINDOW} overlap)")
+    for size, r in results.items():
+        print(f"with count_orders, each poll also counts new orders over the overlap: "
+              f"{r['count_db']:.2f} ms DB time on {size:,} rows ({r['count_groups']} groups)")
     print(f"\nquery-exporter's query on {large:,} rows ({WINDOW} window):")
     if "qe_real" in b:
         print(f"- query-exporter itself (query_latency): {b['qe_real']:.2f} ms per cycle")

@@ -168,7 +168,8 @@ def _insert(conn: psycopg.Connection, name: str, pool: str, pool_size: int, lo: 
 
 
 def source_yaml(url: str, table: str, *, batch_size: int = 5000, max_batches: int = 20,
-                lookback: str = "30d", overlap: str = "10m") -> str:
+                lookback: str = "30d", overlap: str = "10m",
+                count_orders: bool = False) -> str:
     """The `source:` section the benchmarks use (the dimensions of config.example.yaml)."""
     return f"""source:
   url: {url}
@@ -189,6 +190,7 @@ def source_yaml(url: str, table: str, *, batch_size: int = 5000, max_batches: in
   overlap: {overlap}
   initial_lookback: {lookback}
   statement_timeout: 60s
+  count_orders: {str(count_orders).lower()}
 """
 
 
