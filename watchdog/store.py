@@ -269,12 +269,27 @@ def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ..
             values[i] = proc(values[i])
         values.extend(fixed)
         params.append(values)
-    if compiled.positional:
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy_rows(conn, table, names, params)
+    elif compiled.positional:
         order = [names.index(n) for n in compiled.positiontup or ()]
         conn.exec_driver_sql(compiled.string, [tuple(v[i] for i in order) for v in params])
     else:
         conn.exec_driver_sql(compiled.string, [dict(zip(names, v, strict=True))
                                                for v in params])
+
+
+def _copy_rows(conn: Connection, table: sa.Table, names: Sequence[str],
+               params: Sequence[Sequence[Any]]) -> None:
+    """PostgreSQL: COPY the rows in, inside the batch's transaction. An INSERT per row,
+    even pipelined, cost more per row than everything else of a catch-up together."""
+    quote = conn.dialect.identifier_preparer.quote
+    sql = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur, cur.copy(sql) as copy:
+        for values in params:
+            copy.write_row(values)
 
 
 class _DimensionsJSON:

@@ -149,3 +149,17 @@ def test_order_minutes_credit_only_growth_and_forget_old_minutes(store):
         om.save(conn, "s", m0 + 5 * minute, {})  # a quiet spell: no minute left ...
         assert om.load(conn, "s", m0) == {}  # ... but saved before: nothing credited
         assert om.load(conn, "other", m0) is None
+
+
+def test_events_round_trip_awkward_text_exactly(store):
+    """Events go in by COPY on PostgreSQL: tabs, newlines, backslashes, quotes, emoji and
+    \\N-like text must come back as written."""
+    awkward = "原因\t第二列\n第二行 \\N \\\\ 'q' \"qq\" 🙂 ,;"
+    c = Cancellation("7", "已撤单", awkward, T0, T0, {"carrier": "联\t通\\", "x": "\\N"}, 7)
+    with store.transaction() as tx:
+        fresh = tx.new_keys([Classified(c, Verdict("unknown", "r\\1"))], T0)
+        tx.write(Batch(fresh, Cursor(T0, 7), {}, reasons={"7": awkward}), T0)
+    [e] = store.events(T0 - timedelta(seconds=1), T0 + timedelta(seconds=1))
+    assert (e.order_id, e.status, e.category, e.rule, e.event_time, e.reason) == (
+        "7", "已撤单", "unknown", "r\\1", T0, awkward)
+    assert e.dimensions == {"carrier": "联\t通\\", "x": "\\N"}
