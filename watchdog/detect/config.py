@@ -33,6 +33,13 @@ class SpikeConfig(Strict):
         "shorter window: its own baseline is tiny, so a few events are already significant.")
     slice_min_count: int = Field(default=5, ge=1,
                                  description="Never alert a slice's short window below this.")
+    traffic_window: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How much busier than usual a scope is (its other categories, its "
+        "orders) is also judged over this trailing window, and the larger factor is used: "
+        "in a spike window of a few minutes a busy slice's other categories are a handful "
+        "of events, so a promotion burst whose mix happened to lean to one category for "
+        "four minutes looked like a spike of it.")
 
 
 class CategoryThresholds(Strict):

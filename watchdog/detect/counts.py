@@ -67,6 +67,14 @@ class CountTests:
                 g = self._traffic(key, start, nowm, window, offset, learn_until, keep_from,
                                   n, raw)
                 test = count_test(n, raw * g, s.baseline.dispersion, t_th)
+                if (test.fires or test.abnormal) and window < self.w_traffic:
+                    # a short window holds a handful of the scope's other events: judge
+                    # how busy the scope is over the traffic window too (a promotion
+                    # burst whose mix leant to one category for a few minutes)
+                    g_long = self._traffic_over(key, s, now, nowm, offset, learn_until,
+                                                keep_from)
+                    if g_long > g:
+                        test = count_test(n, raw * g_long, s.baseline.dispersion, t_th)
                 if test.fires and kind == STEP and not self._tail_elevated(s, now, nowm,
                                                                            offset, g):
                     test = replace(test, fires=False)
@@ -177,6 +185,17 @@ class CountTests:
             if share is not None and others_n > 0 and raw > 0:
                 g = max(g, others_n * share / (1 - share) / raw)
         return g
+
+    def _traffic_over(self, key: SeriesKey, s: Series, now: datetime, nowm: int, offset: int,
+                      learn_until: int, keep_from: int) -> float:
+        """The traffic factor over the trailing `spike.traffic_window`."""
+        minutes = self.w_traffic
+        start = window_start(now, minutes)
+        raw = s.expected_since(start, minutes, offset)
+        if raw is None:
+            return 1.0
+        n = int(s.count_since(start, nowm))
+        return self._traffic(key, start, nowm, minutes, offset, learn_until, keep_from, n, raw)
 
     def _usual_share(self, category: str, start: int, minutes: int,
                      offset: int) -> float | None:

@@ -55,8 +55,10 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self.w_spike = minutes_of(cfg.spike.window)
         self.w_step = minutes_of(cfg.step.window)
         self.w_slice = min(minutes_of(cfg.spike.slice_window), self.w_spike)
+        self.w_traffic = minutes_of(cfg.spike.traffic_window)
         self.settle = minutes_of(cfg.settle)
-        self.horizon = max(self.w_step, self.w_spike, minutes_of(cfg.templates.window)) \
+        self.horizon = max(self.w_step, self.w_spike, self.w_traffic,
+                           minutes_of(cfg.templates.window)) \
             + self.settle + 5
         self.series: dict[SeriesKey, Series] = {}
         self.topk = {d: TopK(cfg.top_k.get(d, cfg.default_top_k)) for d in self.dims}
