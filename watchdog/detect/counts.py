@@ -38,15 +38,23 @@ class CountTests:
         steps: dict[SeriesKey, Finding] = {}
         abnormal: set[tuple[str, SeriesKey]] = set()
         open_keys = self._alerting
+        # per category, once per step (thousands of series share a handful of them):
+        # (threshold, slice threshold, the least count any test of an overall series /
+        # of a slice needs), or None when the category is not tested
+        per_cat: dict[str, tuple[Thresholds, Thresholds, int, int] | None] = {
+            ALL: None, ORDERS: None}
         for key, s in self.series.items():
             cat = key[0]
-            if cat in (ALL, ORDERS) or not cfg.category_enabled(cat):
+            if cat in per_cat:
+                got = per_cat[cat]
+            else:
+                got = per_cat[cat] = self._category_thresholds(cat, step_th)
+            if got is None:
                 continue
-            th = self._threshold(cat)
+            th, cat_slice_th, least_overall, least_slice = got
             watched = key in open_keys
-            slice_th = self._slice_threshold(cat) if key[1] else None
-            least = min(th.min_count, step_th.min_count,
-                        slice_th.min_count if slice_th else th.min_count)
+            slice_th = cat_slice_th if key[1] else None
+            least = least_slice if key[1] else least_overall
             if s.total < least and not watched:
                 continue
             self._catch_up(key, learn_until, offset, keep_from)
@@ -108,6 +116,15 @@ class CountTests:
             out += self._normals(kind, found, abnormal, now, window)
         self._accept_steps(now, nowm, offset)
         return out
+
+    def _category_thresholds(self, cat: str, step_th: Thresholds
+                             ) -> tuple[Thresholds, Thresholds, int, int] | None:
+        if not self.cfg.category_enabled(cat):
+            return None
+        th = self._threshold(cat)
+        slice_th = self._slice_threshold(cat)
+        return (th, slice_th, min(th.min_count, step_th.min_count),
+                min(th.min_count, step_th.min_count, slice_th.min_count))
 
     def _tail_elevated(self, s: Series, now: datetime, nowm: int, offset: int,
                        g: float) -> bool:
