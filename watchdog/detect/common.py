@@ -29,8 +29,17 @@ def minute_of(t: datetime) -> int:
     return int(t.timestamp()) // 60
 
 
-def fraction(t: datetime) -> float:
-    return (t.timestamp() % 60) / 60
+def second_of(t: datetime) -> int:
+    return int(t.timestamp())
+
+
+def window_start(now: datetime, minutes: int) -> int:
+    """First epoch second of the trailing `minutes` of real time ending at `now`.
+
+    Windows are exact, not whole calendar minutes: an event stays inside for `minutes`
+    after it happened, whatever the poll's position in the minute.
+    """
+    return second_of(now) - minutes * 60
 
 
 def minutes_of(td: timedelta) -> int:

@@ -17,8 +17,9 @@ from ..configtypes import Duration, Strict
 class SpikeConfig(Strict):
     """A burst: the count in a short window far above the seasonal baseline."""
 
-    window: Duration = Field(default=timedelta(minutes=5),
-                             description="Trailing window whose count is tested.")
+    window: Duration = Field(default=timedelta(minutes=4),
+                             description="Trailing window whose count is tested (exact "
+                             "real time ending at the poll).")
     min_count: int = Field(default=8, ge=1, description="Never alert below this count.")
     min_ratio: float = Field(default=3.0, ge=1.0,
                              description="Observed / expected must reach this.")
@@ -27,11 +28,18 @@ class SpikeConfig(Strict):
     alpha: float = Field(default=1e-6, gt=0, lt=1,
                          description="Tail probability (negative binomial) to alert at.")
     slice_window: Duration = Field(
-        default=timedelta(minutes=3),
+        default=timedelta(minutes=2),
         description="A slice (one carrier, product, distributor...) is also tested on this "
         "shorter window: its own baseline is tiny, so a few events are already significant.")
     slice_min_count: int = Field(default=5, ge=1,
                                  description="Never alert a slice's short window below this.")
+    traffic_window: Duration = Field(
+        default=timedelta(minutes=15),
+        description="How much busier than usual a scope is (its other categories, its "
+        "orders) is also judged over this trailing window, and the larger factor is used: "
+        "in a spike window of a few minutes a busy slice's other categories are a handful "
+        "of events, so a promotion burst whose mix happened to lean to one category for "
+        "four minutes looked like a spike of it.")
 
 
 class CategoryThresholds(Strict):

@@ -10,7 +10,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ..model import Signal
-from .common import NEW_TEMPLATE, SPIKE, STEP, Finding, ekey, fraction, minutes_of, series_key
+from .common import (
+    NEW_TEMPLATE,
+    SPIKE,
+    STEP,
+    Finding,
+    ekey,
+    minutes_of,
+    series_key,
+    window_start,
+)
 from .drilldown import contributors, describe, samples
 from .episodes import Transition
 from .recent import RecentEvent
@@ -23,22 +32,29 @@ class CountTests:
     def _counts(self, now: datetime, nowm: int, offset: int, learn_until: int,
                 keep_from: int) -> list[Transition]:
         cfg = self.cfg
-        frac = fraction(now)
         step_cfg = cfg.step
         step_th = Thresholds(step_cfg.min_count, step_cfg.min_ratio, 0.0, step_cfg.alpha)
         spikes: dict[SeriesKey, Finding] = {}
         steps: dict[SeriesKey, Finding] = {}
         abnormal: set[tuple[str, SeriesKey]] = set()
         open_keys = self._alerting
+        # per category, once per step (thousands of series share a handful of them):
+        # (threshold, slice threshold, the least count any test of an overall series /
+        # of a slice needs), or None when the category is not tested
+        per_cat: dict[str, tuple[Thresholds, Thresholds, int, int] | None] = {
+            ALL: None, ORDERS: None}
         for key, s in self.series.items():
             cat = key[0]
-            if cat in (ALL, ORDERS) or not cfg.category_enabled(cat):
+            if cat in per_cat:
+                got = per_cat[cat]
+            else:
+                got = per_cat[cat] = self._category_thresholds(cat, step_th)
+            if got is None:
                 continue
-            th = self._threshold(cat)
+            th, cat_slice_th, least_overall, least_slice = got
             watched = key in open_keys
-            slice_th = self._slice_threshold(cat) if key[1] else None
-            least = min(th.min_count, step_th.min_count,
-                        slice_th.min_count if slice_th else th.min_count)
+            slice_th = cat_slice_th if key[1] else None
+            least = least_slice if key[1] else least_overall
             if s.total < least and not watched:
                 continue
             self._catch_up(key, learn_until, offset, keep_from)
@@ -49,16 +65,25 @@ class CountTests:
             ):
                 if t_th is None or key in found or (kind == STEP and not step_cfg.enabled):
                     continue
-                first = nowm - window + 1
-                n = s.count(first, nowm)
+                start = window_start(now, window)
+                n = int(s.count_since(start, nowm))
                 if n < t_th.min_count and not watched:
                     continue
-                raw = s.expected(first, nowm, frac, offset)
+                raw = s.expected_since(start, window, offset)
                 if raw is None:
                     continue
-                g = self._traffic(key, first, nowm, frac, offset, learn_until, keep_from, n, raw)
+                g = self._traffic(key, start, nowm, window, offset, learn_until, keep_from,
+                                  n, raw)
                 test = count_test(n, raw * g, s.baseline.dispersion, t_th)
-                if test.fires and kind == STEP and not self._tail_elevated(s, nowm, frac,
+                if (test.fires or test.abnormal) and window < self.w_traffic:
+                    # a short window holds a handful of the scope's other events: judge
+                    # how busy the scope is over the traffic window too (a promotion
+                    # burst whose mix leant to one category for a few minutes)
+                    g_long = self._traffic_over(key, s, now, nowm, offset, learn_until,
+                                                keep_from)
+                    if g_long > g:
+                        test = count_test(n, raw * g_long, s.baseline.dispersion, t_th)
+                if test.fires and kind == STEP and not self._tail_elevated(s, now, nowm,
                                                                            offset, g):
                     test = replace(test, fires=False)
                 if test.fires:
@@ -74,7 +99,7 @@ class CountTests:
                  if k[0] not in spiking or self.episodes.is_open(ekey(STEP, k))}
         out: list[Transition] = []
         for kind, found, window in ((SPIKE, spikes, self.w_spike), (STEP, steps, self.w_step)):
-            chosen = self._choose(found, nowm - window + 1)
+            chosen = self._choose(found, window_start(now, window))
             for key, f in found.items():
                 ek = ekey(kind, key)
                 if key not in chosen and not self.episodes.is_open(ek):
@@ -92,12 +117,23 @@ class CountTests:
         self._accept_steps(now, nowm, offset)
         return out
 
-    def _tail_elevated(self, s: Series, nowm: int, frac: float, offset: int, g: float) -> bool:
+    def _category_thresholds(self, cat: str, step_th: Thresholds
+                             ) -> tuple[Thresholds, Thresholds, int, int] | None:
+        if not self.cfg.category_enabled(cat):
+            return None
+        th = self._threshold(cat)
+        slice_th = self._slice_threshold(cat)
+        return (th, slice_th, min(th.min_count, step_th.min_count),
+                min(th.min_count, step_th.min_count, slice_th.min_count))
+
+    def _tail_elevated(self, s: Series, now: datetime, nowm: int, offset: int,
+                       g: float) -> bool:
         """A step is sustained: the last `sustain` of the window is elevated too (a burst
         that already ended leaves the long window high, but not its tail)."""
-        first = nowm - minutes_of(self.cfg.step.sustain) + 1
-        mu = s.expected(first, nowm, frac, offset)
-        return mu is not None and s.count(first, nowm) >= self.cfg.step.min_ratio * mu * g
+        minutes = minutes_of(self.cfg.step.sustain)
+        start = window_start(now, minutes)
+        mu = s.expected_since(start, minutes, offset)
+        return mu is not None and s.count_since(start, nowm) >= self.cfg.step.min_ratio * mu * g
 
     def _paused(self, signal: Signal, f: Finding, nowm: int, window: int) -> bool:
         """In a maintenance window for the series, or for its main contributor (an
@@ -133,53 +169,64 @@ class CountTests:
             s = self.series.get(key)
             if s is None or ep.id in self.accepted:
                 continue
-            first = nowm - self.w_step + 1
-            mu = s.expected(first, nowm, fraction(now), offset)
-            n = s.count(first, nowm)
+            start = window_start(now, self.w_step)
+            mu = s.expected_since(start, self.w_step, offset)
+            n = s.count_since(start, nowm)
             self.accepted.add(ep.id)
             if mu and n > mu:
                 s.baseline.scale *= n / mu
                 self.dirty.add(key)
                 self.step_since.pop(key, None)
 
-    def _traffic(self, key: SeriesKey, first: int, last: int, frac: float, offset: int,
+    def _traffic(self, key: SeriesKey, start: int, last: int, minutes: int, offset: int,
                  learn_until: int, keep_from: int, n: int, raw: float) -> float:
         _, d, v = key
         others_n, others_mu = 0.0, 0.0
         all_s = self._catch_up((ALL, d, v), learn_until, offset, keep_from)
         if all_s is not None:
-            mu_all = all_s.expected(first, last, frac, offset)
+            mu_all = all_s.expected_since(start, minutes, offset)
             if mu_all is not None:
-                others_n = all_s.count(first, last) - n
+                others_n = all_s.count_since(start, last) - n
                 others_mu = max(mu_all - raw, 0.0)
         orders_n = orders_mu = None
         ord_s = self._catch_up((ORDERS, d, v), learn_until, offset, keep_from)
         if ord_s is not None:
-            mu_o = ord_s.expected(first, last, frac, offset)
+            mu_o = ord_s.expected_since(start, minutes, offset)
             if mu_o is not None:
-                orders_n, orders_mu = float(ord_s.count(first, last)), mu_o
+                orders_n, orders_mu = float(ord_s.count_since(start, last)), mu_o
         g = traffic_factor(others_n, others_mu, orders_n, orders_mu)
         if d:
             # a slice with little history of its own: expect the platform's usual mix of
             # whatever else it cancels now (a promotion burst of one distributor)
-            share = self._usual_share(key[0], first, last, frac, offset)
+            share = self._usual_share(key[0], start, minutes, offset)
             if share is not None and others_n > 0 and raw > 0:
                 g = max(g, others_n * share / (1 - share) / raw)
         return g
 
-    def _usual_share(self, category: str, first: int, last: int, frac: float,
+    def _traffic_over(self, key: SeriesKey, s: Series, now: datetime, nowm: int, offset: int,
+                      learn_until: int, keep_from: int) -> float:
+        """The traffic factor over the trailing `spike.traffic_window`."""
+        minutes = self.w_traffic
+        start = window_start(now, minutes)
+        raw = s.expected_since(start, minutes, offset)
+        if raw is None:
+            return 1.0
+        n = int(s.count_since(start, nowm))
+        return self._traffic(key, start, nowm, minutes, offset, learn_until, keep_from, n, raw)
+
+    def _usual_share(self, category: str, start: int, minutes: int,
                      offset: int) -> float | None:
         c = self.series.get((category, "", ""))
         a = self.series.get((ALL, "", ""))
         if c is None or a is None:
             return None
-        mu_c = c.expected(first, last, frac, offset)
-        mu_a = a.expected(first, last, frac, offset)
+        mu_c = c.expected_since(start, minutes, offset)
+        mu_a = a.expected_since(start, minutes, offset)
         if not mu_c or not mu_a:
             return None
         return min(mu_c / mu_a, 0.95)
 
-    def _choose(self, found: Mapping[SeriesKey, Finding], first: int) -> set[SeriesKey]:
+    def _choose(self, found: Mapping[SeriesKey, Finding], start: int) -> set[SeriesKey]:
         """One signal per incident: a category's overall series wins over its slices;
         otherwise the strongest slice, and further slices only if their events are
         mostly not the chosen ones' (the product that is also an upstream's only)."""
@@ -188,13 +235,16 @@ class CountTests:
         for key in found:
             by_cat.setdefault(key[0], []).append(key)
         for cat, keys in by_cat.items():
-            events = self.recent.window(cat, first)
+            events = self.recent.window(cat, start)
             # a slice already alerting, or whose new wordings already alerted as a
             # cluster (the pool that ran dry), takes the spike of the same events
             clustered = [k for k in self._clustered() if k[0] == cat]
             if (cat, "", "") in found:
+                # ... and so does a slice already alerting as a spike (it crossed its
+                # threshold a poll before the category did: the same incident)
+                owners = clustered + [k for k in self._alerting if k[0] == cat and k[1]]
                 if not any(sum(1 for e in events if self._matches(e, o))
-                           >= 0.5 * max(len(events), 1) for o in clustered):
+                           >= 0.5 * max(len(events), 1) for o in owners):
                     chosen.add((cat, "", ""))
                 continue
             keys.sort(key=lambda k: found[k].test.p)
@@ -255,19 +305,18 @@ class CountTests:
     def _enrich(self, sig: Signal, f: Finding, nowm: int, window: int) -> Signal:
         key = f.key
         cat, d, _ = key
-        first = nowm - window + 1
-        events = [e for e in self.recent.window(cat, first) if self._matches(e, key)]
+        start = window_start(sig.at, window)
+        events = [e for e in self.recent.window(cat, start) if self._matches(e, key)]
         overall = self.series.get((cat, "", ""))
-        frac_now = 1.0
         offset = self._offset(sig.at)
-        mu_overall = overall.expected(first, nowm, frac_now, offset) if overall else None
+        mu_overall = overall.expected_since(start, window, offset) if overall else None
         factor = sig.expected / mu_overall if mu_overall else 0.0
 
         def expected_for(dim: str, value: str) -> float:
             tk = self.topk[dim]
             sv = tk.series_value(value)
             s = self.series.get((cat, dim, sv))
-            mu = s.expected(first, nowm, frac_now, offset) if s else None
+            mu = s.expected_since(start, window, offset) if s else None
             if mu is None:
                 return 0.0
             if sv == OTHER:

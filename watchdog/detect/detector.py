@@ -26,6 +26,7 @@ from .common import (
     Paused,
     minute_of,
     minutes_of,
+    second_of,
     series_key,
 )
 from .config import DetectConfig
@@ -54,8 +55,10 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self.w_spike = minutes_of(cfg.spike.window)
         self.w_step = minutes_of(cfg.step.window)
         self.w_slice = min(minutes_of(cfg.spike.slice_window), self.w_spike)
+        self.w_traffic = minutes_of(cfg.spike.traffic_window)
         self.settle = minutes_of(cfg.settle)
-        self.horizon = max(self.w_step, self.w_spike, minutes_of(cfg.templates.window)) \
+        self.horizon = max(self.w_step, self.w_spike, self.w_traffic,
+                           minutes_of(cfg.templates.window)) \
             + self.settle + 5
         self.series: dict[SeriesKey, Series] = {}
         self.topk = {d: TopK(cfg.top_k.get(d, cfg.default_top_k)) for d in self.dims}
@@ -80,31 +83,39 @@ class Detector(CountTests, TemplateTests, SilenceTests):
     # --- input ----------------------------------------------------------------------------
 
     def observe(self, items: Iterable[Classified], now: datetime, *, learning: bool = False,
-                rebuild: bool = False) -> None:
+                rebuild: bool = False, since: datetime | None = None) -> None:
         """Count newly classified cancellations (excluded ones are ignored).
 
-        Counted at their event time, clamped to `now`; an event older than the detection
-        horizon (a backlog) counts at its change time instead, or not at all. `learning`
-        takes every template as known; `rebuild` (after a restart, from stored events)
-        touches neither templates nor value rankings, which already saw these events.
+        Counted at their event time (to the second), clamped to `now`. `since` is the
+        previous poll, when it had caught up: an event stamped before it was not visible
+        then (a late commit, a timeline entry written later), so it counts at `since`;
+        every fresh event is then inside any window of two poll intervals at this poll and
+        the next. An event older than the detection horizon (a backlog) counts at its
+        change time instead, or not at all. `learning` takes every template as known;
+        `rebuild` (after a restart, from stored events) touches neither templates nor
+        value rankings, which already saw these events.
         """
-        nowm = minute_of(now)
-        oldest = nowm - self.horizon
+        now_s = second_of(now)
+        oldest = (now_s // 60 - self.horizon) * 60
+        floor = second_of(since) if since is not None else None
         dims = self.dims
         for c in items:
             if c.excluded:
                 continue
             can = c.cancellation
-            m = min(minute_of(can.event_time), nowm)
-            if m < oldest:
-                m = min(minute_of(can.changed_at), nowm)
-                if m < oldest:
+            t = min(second_of(can.event_time), now_s)
+            if floor is not None and t < floor:
+                t = min(floor, now_s)
+            if t < oldest:
+                t = min(second_of(can.changed_at), now_s)
+                if t < oldest:
                     continue
+            m = t // 60
             got = can.dimensions
             raw = tuple((got.get(d) or "") for d in dims)
             cat = c.category
-            self._count(cat, m, raw, touch=not rebuild)
-            self.recent.add(cat, RecentEvent(m, raw, can.reason))
+            self._count(cat, m, t - m * 60, raw, touch=not rebuild)
+            self.recent.add(cat, RecentEvent(m, raw, can.reason, t))
             if not rebuild and self.cfg.templates.enabled:
                 self.templates.observe(reason_template(can.reason), cat, m, raw, can.reason,
                                        learning)
@@ -140,7 +151,8 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         if self.last_any is None or m > self.last_any:
             self.last_any = m
 
-    def _count(self, category: str, m: int, raw: tuple[str, ...], touch: bool) -> None:
+    def _count(self, category: str, m: int, sec: int, raw: tuple[str, ...],
+               touch: bool) -> None:
         values = []
         for i, d in enumerate(self.dims):
             v = raw[i]
@@ -148,9 +160,9 @@ class Detector(CountTests, TemplateTests, SilenceTests):
                 tk = self.topk[d]
                 values.append((d, tk.touch(v) if touch else tk.series_value(v)))
         for cat in (category, ALL):
-            self._get((cat, "", ""), m).add(m)
+            self._get((cat, "", ""), m).add(m, 1, sec)
             for d, sv in values:
-                self._get((cat, d, sv), m).add(m)
+                self._get((cat, d, sv), m).add(m, 1, sec)
 
     def _get(self, key: SeriesKey, m: int) -> Series:
         s = self.series.get(key)

@@ -16,6 +16,8 @@ class RecentEvent:
     dims: tuple[str, ...]
     """Raw values in the detector's dimension order ("" when missing)."""
     reason: str | None
+    at: int = 0
+    """Epoch second the event is counted at (windows start inside a minute)."""
 
 
 class Recent:
@@ -34,9 +36,9 @@ class Recent:
             while q and q[0].minute < before:
                 q.popleft()
 
-    def window(self, category: str, first: int) -> list[RecentEvent]:
+    def window(self, category: str, start: int) -> list[RecentEvent]:
+        """The events counted at epoch second `start` or later."""
         q = self.by_category.get(category)
         if not q:
             return []
-        # events arrive nearly in time order; late ones are few, so scan from the right
-        return [e for e in q if e.minute >= first]
+        return [e for e in q if e.at >= start]

@@ -36,22 +36,58 @@ def labels_of(key: SeriesKey) -> dict[str, str]:
 
 class Series:
     __slots__ = ("baseline", "buckets", "hour_acc", "hour_slots", "key", "learned_until",
-                 "total")
+                 "seconds", "total")
 
     def __init__(self, key: SeriesKey, start_minute: int,
                  baseline: Baseline | None = None) -> None:
         self.key = key
         self.baseline = baseline or Baseline()
         self.buckets: dict[int, int] = {}
+        self.seconds: dict[int, list[int]] = {}
+        """Per minute, the second (0-59) of each event added with one: a window that starts
+        inside that minute counts exactly the events after its start."""
         self.learned_until = start_minute - start_minute % SLOT_MINUTES
         self.hour_acc = 0.0
         self.hour_slots = 0
         self.total = 0
         """Events in the kept buckets: a cheap upper bound for any window's count."""
 
-    def add(self, minute: int, n: int = 1) -> None:
+    def add(self, minute: int, n: int = 1, second: int | None = None) -> None:
         self.buckets[minute] = self.buckets.get(minute, 0) + n
         self.total += n
+        if second is not None:
+            secs = self.seconds.get(minute)
+            if secs is None:
+                self.seconds[minute] = [second] * n
+            else:
+                secs.extend([second] * n)
+
+    def count_since(self, start: int, last: int) -> int | float:
+        """Events from epoch second `start` to the end of minute `last` (the trailing
+        window ending now; nothing is counted after now).
+
+        Exact for events added with their second; events added without one (orders,
+        spread over their minutes) count in the window's first minute by the share of
+        that minute the window covers.
+        """
+        first = start // 60
+        n: int | float = self.count(first + 1, last) if first < last else 0
+        inside = self.buckets.get(first, 0)
+        if inside:
+            cut = start - first * 60
+            secs = self.seconds.get(first, ())
+            if cut == 0:
+                return n + inside
+            n += sum(1 for x in secs if x >= cut)
+            loose = inside - len(secs)
+            if loose:
+                n += loose * (60 - cut) / 60
+        return n
+
+    def expected_since(self, start: int, minutes: float, offset: int) -> float | None:
+        """Expected events in the `minutes` from epoch second `start` (offset: local-UTC
+        minutes)."""
+        return self.baseline.expected(start / 60 + offset, minutes)
 
     def count(self, first: int, last: int) -> int:
         """Events in minutes first..last inclusive."""
@@ -59,12 +95,6 @@ class Series:
         if last - first + 1 > len(b):
             return sum(n for m, n in b.items() if first <= m <= last)
         return sum(b.get(m, 0) for m in range(first, last + 1))
-
-    def expected(self, first: int, last: int, fraction_of_last: float,
-                 offset: int) -> float | None:
-        """Expected events in minutes first..last, the last one only partly elapsed."""
-        minutes = last - first + fraction_of_last
-        return self.baseline.expected(first + offset, minutes)
 
     def catch_up(self, until: int, offset: int, frozen: bool, keep_from: int) -> bool:
         """Learn every complete 5-minute slot ending at or before `until` (UTC minute).
@@ -99,8 +129,10 @@ class Series:
         self.learned_until = t
         cutoff = min(t, keep_from)
         if advanced and b and min(b) < cutoff:
+            secs = self.seconds
             for m in [m for m in b if m < cutoff]:
                 self.total -= b.pop(m)
+                secs.pop(m, None)
         return advanced
 
 

@@ -30,12 +30,16 @@ class DetectStage:
     store: StateStore | None
     cfg: Config
     last_saved: datetime | None = field(default=None)
+    caught_up_at: datetime | None = field(default=None)
+    """The last poll's `now` when that poll had read everything (None after a backlog
+    poll or at start): events stamped before it are late and count at it."""
 
     def after_poll(self, report: PollReport, now: datetime, *,
                    learning: bool = False) -> list[Transition]:
         """Count the poll's fresh cancellations and orders, evaluate, save when due."""
         d = self.detector
-        d.observe(report.fresh, now, learning=learning)
+        d.observe(report.fresh, now, learning=learning, since=self.caught_up_at)
+        self.caught_up_at = now if report.caught_up else None
         if report.orders_since is not None and report.orders_until is not None:
             d.observe_orders(report.orders, report.orders_since, report.orders_until)
         transitions = d.step(now, learning=learning)
