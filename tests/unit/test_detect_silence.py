@@ -11,7 +11,6 @@ once, at the poll exactly `min_gap` after the stream's last minute).
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from random import Random
 
 import pytest
 
+from tests.sampling import poisson
 from watchdog.detect import DetectConfig, Detector
 from watchdog.model import Cancellation, Classified, OrderCount, Verdict
 
@@ -29,15 +29,6 @@ DIMS = ["carrier", "upstream", "product"]
 RATES = {"operator_error": 3.0, "compliance": 4.0, "customer_initiated": 2.5,
          "system_fault": 0.3}
 ORDERS_PER_MINUTE = 30.0
-
-
-def _poisson(rng: Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p < limit:
-            return k
-        k += 1
 
 
 @dataclass(frozen=True)
@@ -60,7 +51,7 @@ class Platform:
         off = set(stopped)
         out = []
         for cat, lam in [*RATES.items(), (None, ORDERS_PER_MINUTE)]:
-            for _ in range(_poisson(self.rng, lam)):
+            for _ in range(poisson(self.rng, lam)):
                 carrier = self.rng.choice(CARRIERS)
                 upstream = self.rng.choice(UPSTREAMS)
                 if carrier in off:

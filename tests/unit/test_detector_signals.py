@@ -4,12 +4,12 @@ means, cold start, quiet on normal data, hysteresis (resolve once normal again).
 from __future__ import annotations
 
 import copy
-import math
 from datetime import UTC, datetime, timedelta
 from random import Random
 
 import pytest
 
+from tests.sampling import poisson
 from watchdog.detect import DetectConfig, Detector
 from watchdog.model import Cancellation, Classified, Verdict
 
@@ -32,15 +32,6 @@ def _cfg(**over: object) -> DetectConfig:
     return DetectConfig.model_validate(raw)
 
 
-def _poisson(rng: Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p < limit:
-            return k
-        k += 1
-
-
 class Stream:
     """Normal traffic one minute at a time, plus whatever a test adds."""
 
@@ -61,7 +52,7 @@ class Stream:
                skip_carrier: str | None = None) -> list[Classified]:
         out = []
         for cat, lam in RATES.items():
-            for _ in range(_poisson(self.rng, lam * (factor or {}).get(cat, 1.0))):
+            for _ in range(poisson(self.rng, lam * (factor or {}).get(cat, 1.0))):
                 e = self.ev(cat, t - timedelta(seconds=self.rng.uniform(0, 59.9)))
                 if e.cancellation.dimensions["carrier"] != skip_carrier:
                     out.append(e)

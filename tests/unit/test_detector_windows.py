@@ -13,6 +13,7 @@ from random import Random
 
 import pytest
 
+from tests.sampling import poisson
 from watchdog.detect import DetectConfig, Detector
 from watchdog.detect.common import minute_of, window_start
 from watchdog.model import Cancellation, Classified, Verdict
@@ -34,15 +35,6 @@ def _ev(cat: str, t: datetime, oid: str, carrier: str) -> Classified:
     return Classified(c, Verdict(cat, "r"))
 
 
-def _poisson(rng: Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p < limit:
-            return k
-        k += 1
-
-
 def _warm(cfg: DetectConfig, hours: int = 8) -> tuple[Detector, datetime]:
     rng = Random(1)
     d = Detector(cfg, ["carrier"])
@@ -51,7 +43,7 @@ def _warm(cfg: DetectConfig, hours: int = 8) -> tuple[Detector, datetime]:
     while t < START + timedelta(hours=hours):
         batch = []
         for cat, lam in RATES.items():
-            for _ in range(_poisson(rng, lam)):
+            for _ in range(poisson(rng, lam)):
                 at = t + timedelta(seconds=rng.uniform(0, 59))
                 batch.append(_ev(cat, at, f"w{i}", rng.choice(CARRIERS)))
                 i += 1
