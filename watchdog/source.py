@@ -250,7 +250,7 @@ class OrderSource:
         totals: dict[tuple[Any, ...], int] = {}
         for row in self._run(stmt, "counting new orders"):
             # NULL and '' both become "": merge them.
-            key = (self._read_time(row[0]), *(as_text(v) or "" for v in row[1:-1]))
+            key = (self._utc(row[0]), *(as_text(v) or "" for v in row[1:-1]))
             totals[key] = totals.get(key, 0) + int(row[-1])
         names = [n for n, _ in labelled]
         return [
@@ -322,10 +322,15 @@ class OrderSource:
         return hi.rstrip("0").rstrip("."), hi
 
     def _read_time(self, value: Any) -> datetime:
+        """A change time as UTC; SQLite text also sets the separator binds must use."""
         if isinstance(value, str):
             value = value.strip()
             self._sqlite_t_separator = len(value) > 10 and value[10] == "T"
-            value = datetime.fromisoformat(value)
+        return self._utc(value)
+
+    def _utc(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
         elif isinstance(value, date) and not isinstance(value, datetime):
             value = datetime.combine(value, time())
         if not isinstance(value, datetime):
