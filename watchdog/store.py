@@ -249,13 +249,12 @@ def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ..
     """executemany straight to the driver: one row per tuple of `columns`, plus `constants`.
 
     SQLAlchemy's executemany runs its type processing for every value of every row, which
-    cost more than the database itself during a catch-up. Here the statement is compiled
-    once, values of the few columns with a processor (timestamps) are converted per row,
-    and constants once.
+    cost more than the database itself during a catch-up. Here values of the few columns
+    with a processor (timestamps) are converted per row and constants once; then psycopg
+    COPYs the rows, other drivers get the INSERT compiled once.
     """
     dialect = conn.dialect
     names = [*columns, *constants]
-    compiled = table.insert().compile(dialect=dialect, column_keys=names)
     procs = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in columns]
     fixed = []
     for n, v in constants.items():
@@ -271,7 +270,9 @@ def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ..
         params.append(values)
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         _copy_rows(conn, table, names, params)
-    elif compiled.positional:
+        return
+    compiled = table.insert().compile(dialect=dialect, column_keys=names)
+    if compiled.positional:
         order = [names.index(n) for n in compiled.positiontup or ()]
         conn.exec_driver_sql(compiled.string, [tuple(v[i] for i in order) for v in params])
     else:
