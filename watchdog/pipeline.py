@@ -29,7 +29,6 @@ from .metrics import (
     Metrics,
 )
 from .model import UNKNOWN, Cancellation, Classified, Cursor, OrderCount, Verdict
-from .order_minutes import floor_minute
 from .privacy import mask_text
 from .source import OrderSource, SourceError
 from .store import REASON_SAMPLE_CHARS, Batch, CounterKey, StateError, StateStore
@@ -251,16 +250,14 @@ class Pipeline:
         counted when it turns visible, once.
         """
         since = self._order_until or self._stored_order_until() or now - self.cfg.overlap
-        lo = floor_minute(min(since, now - self.cfg.overlap))
+        lo = order_minutes.floor_minute(min(since, now - self.cfg.overlap))
         try:
             counts: Sequence[OrderCount] = self.source.count_new_orders(lo, now)
         except SourceError as exc:
             self.metrics.poll_errors.labels(stage="orders").inc()
             log.warning("order_count_failed", error=str(exc))
             return None
-        deltas: Tally[CounterKey] = Tally()
         admitted: list[tuple[str, str]] = []
-        alone = self.labels.alone
         try:
             with self.store.transaction(ORDERS_CURSOR) as tx:
                 source = self.store.source_name
@@ -270,21 +267,12 @@ class Pipeline:
                     # an upgrade from a release that counted [since, now) once: the
                     # minutes before `since` were counted then.
                     counts = [oc for oc in counts if oc.minute is not None
-                              and oc.minute >= floor_minute(since)]
+                              and oc.minute >= order_minutes.floor_minute(since)]
                     credited = {}
                 fresh, changed = order_minutes.credit(counts, credited)
-                for oc in fresh:
-                    pairs, new_labels = self.labels.labels_for(oc.dimensions)
-                    admitted.extend(new_labels)
-                    deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
-                    if alone:
-                        pairs, new_labels = self.labels.labels_for(oc.dimensions, alone)
-                        admitted.extend(new_labels)
-                        for name, value in pairs:
-                            deltas[(ORDERS_BY_DIMENSION,
-                                    (("dimension", name), ("value", value)))] += oc.count
-                order_minutes.save(tx.conn, source, floor_minute(now - self.cfg.overlap),
-                                   changed)
+                deltas = self._order_deltas(fresh, admitted)
+                order_minutes.save(tx.conn, source,
+                                   order_minutes.floor_minute(now - self.cfg.overlap), changed)
                 tx.write(Batch((), Cursor(now, ""), deltas, admitted), now)
         except (sa.exc.SQLAlchemyError, StateError, OSError) as exc:
             self.labels.forget(admitted)
@@ -292,6 +280,24 @@ class Pipeline:
         self.metrics.add(deltas)
         self._order_until = now
         return tuple(fresh), lo, now
+
+    def _order_deltas(self, fresh: Sequence[OrderCount],
+                      admitted: list[tuple[str, str]]) -> Tally[CounterKey]:
+        """Counter increments for newly credited orders; labels admitted on the way are
+        appended to `admitted` (forgotten again if the transaction fails)."""
+        deltas: Tally[CounterKey] = Tally()
+        alone = self.labels.alone
+        for oc in fresh:
+            pairs, new_labels = self.labels.labels_for(oc.dimensions)
+            admitted.extend(new_labels)
+            deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count
+            if alone:
+                pairs, new_labels = self.labels.labels_for(oc.dimensions, alone)
+                admitted.extend(new_labels)
+                for name, value in pairs:
+                    deltas[(ORDERS_BY_DIMENSION, (("dimension", name), ("value", value)))] \
+                        += oc.count
+        return deltas
 
     def _stored_order_until(self) -> datetime | None:
         stored = self._load_cursor(ORDERS_CURSOR)
