@@ -94,3 +94,71 @@ def test_lean_after_a_promotion_burst_of_the_product_is_quiet(warm) -> None:
 def test_the_same_lean_without_the_burst_is_a_spike(warm) -> None:
     fired = _run(warm, burst_minutes=0)
     assert [t.signal.labels for t in fired] == [{"category": "compliance", "product": HOT}]
+
+
+# --- a sparse slice whose baseline falls off a cliff at the hour -------------------------
+# The clean simulated month: a product whose operator errors were learned for the 14:00
+# hour but not for 15:00 (two sampled Mondays), a promotion burst of one distributor on it
+# from 14:48, then five operator errors at 15:02-15:03 with no other event of the product
+# in those two minutes. The burst's traffic factor (24) times the 15:00 baseline (0.0002)
+# still expected nothing: 5 vs 0.00 fired. Over the traffic window the product's
+# expectation is its 14:xx rate times the burst.
+
+NEW = "p_new"
+
+
+@pytest.fixture(scope="module")
+def warm_cliff() -> tuple[Detector, datetime]:
+    """NEW is sold only 11:00-11:59 (1 cancellation a minute, the usual mix)."""
+    d = Detector(DetectConfig(default_top_k=30), ["product"])
+    rng = Random(8)
+    now = START
+    while now < START + timedelta(days=4, hours=11, minutes=46):
+        batch = _normal(rng, now, 8)
+        if now.hour == 11:
+            batch.append(_event(f"n{now.timestamp()}",
+                                rng.choices(list(MIX), list(MIX.values()))[0], NEW,
+                                now - timedelta(seconds=30)))
+        d.observe(batch, now, learning=now < START + timedelta(days=4))
+        if now < START + timedelta(days=4):
+            if now.minute % 15 == 0:
+                d.step(now, learning=True)
+        else:
+            d.step(now)
+        now += timedelta(minutes=1)
+    return d, now
+
+
+def _run_cliff(warm: tuple[Detector, datetime], burst: bool, errors: int) -> list:
+    """From 11:46: (with `burst`) 3 cancellations a minute of NEW in every category but
+    operator_error until 12:00; then `errors` operator errors of NEW at 12:00-12:02 and
+    nothing else of it. The operator_error transitions of NEW."""
+    d, now = copy.deepcopy(warm[0]), warm[1]
+    rng = Random(12)
+    fired = []
+    others = ("compliance", "duplicate", "customer_initiated")
+    for _ in range(20):
+        batch = _normal(rng, now, 8)
+        if burst and now.hour == 11:
+            batch += [_event(f"b{now.minute}-{k}", others[k], NEW,
+                             now - timedelta(seconds=10 + 15 * k)) for k in range(3)]
+        if now.hour == 12 and 1 <= now.minute <= 2:
+            half = errors // 2 if now.minute == 1 else errors - errors // 2
+            batch += [_event(f"e{now.minute}-{k}", "operator_error", NEW,
+                             now - timedelta(seconds=5 + 50 * k / half)) for k in range(half)]
+        d.observe(batch, now)
+        fired += [t for t in d.step(now) if t.status == "firing"
+                  and t.signal.category == "operator_error"]
+        now += timedelta(minutes=1)
+    return fired
+
+
+def test_errors_after_a_burst_across_the_baselines_hour_cliff_are_quiet(warm_cliff) -> None:
+    fired = _run_cliff(warm_cliff, burst=True, errors=5)
+    assert fired == [], [(t.signal.labels, t.signal.observed, t.signal.expected)
+                         for t in fired]
+
+
+def test_a_real_burst_of_errors_after_the_cliff_still_fires(warm_cliff) -> None:
+    fired = _run_cliff(warm_cliff, burst=False, errors=12)
+    assert [t.signal.labels for t in fired] == [{"category": "operator_error", "product": NEW}]

@@ -79,10 +79,10 @@ class CountTests:
                     # a short window holds a handful of the scope's other events: judge
                     # how busy the scope is over the traffic window too (a promotion
                     # burst whose mix leant to one category for a few minutes)
-                    g_long = self._traffic_over(key, s, now, nowm, offset, learn_until,
-                                                keep_from)
-                    if g_long > g:
-                        test = count_test(n, raw * g_long, s.baseline.dispersion, t_th)
+                    mu = self._expected_over_traffic(key, s, now, nowm, offset, window,
+                                                     raw, learn_until, keep_from)
+                    if mu > raw * g:
+                        test = count_test(n, mu, s.baseline.dispersion, t_th)
                 if test.fires and kind == STEP and not self._tail_elevated(s, now, nowm,
                                                                            offset, g):
                     test = replace(test, fires=False)
@@ -203,16 +203,24 @@ class CountTests:
                 g = max(g, others_n * share / (1 - share) / raw)
         return g
 
-    def _traffic_over(self, key: SeriesKey, s: Series, now: datetime, nowm: int, offset: int,
-                      learn_until: int, keep_from: int) -> float:
-        """The traffic factor over the trailing `spike.traffic_window`."""
+    def _expected_over_traffic(self, key: SeriesKey, s: Series, now: datetime, nowm: int,
+                               offset: int, window: int, raw: float, learn_until: int,
+                               keep_from: int) -> float:
+        """The short window's expectation judged over the trailing `spike.traffic_window`:
+        the traffic factor found there applied to the window's own baseline, or the
+        adjusted expectation of the whole traffic window at its average rate, whichever is
+        higher. A sparse slice's baseline can fall off a cliff at an hour boundary (an hour
+        of the week learned from two empty Mondays); the average over the traffic window
+        does not."""
         minutes = self.w_traffic
         start = window_start(now, minutes)
-        raw = s.expected_since(start, minutes, offset)
-        if raw is None:
-            return 1.0
+        raw_long = s.expected_since(start, minutes, offset)
+        if raw_long is None:
+            return raw
         n = int(s.count_since(start, nowm))
-        return self._traffic(key, start, nowm, minutes, offset, learn_until, keep_from, n, raw)
+        g = self._traffic(key, start, nowm, minutes, offset, learn_until, keep_from, n,
+                          raw_long)
+        return g * max(raw, raw_long * window / minutes)
 
     def _usual_share(self, category: str, start: int, minutes: int,
                      offset: int) -> float | None:
