@@ -39,7 +39,9 @@ class SpikeConfig(Strict):
         "orders) is also judged over this trailing window, and the larger factor is used: "
         "in a spike window of a few minutes a busy slice's other categories are a handful "
         "of events, so a promotion burst whose mix happened to lean to one category for "
-        "four minutes looked like a spike of it.")
+        "four minutes looked like a spike of it. The expectation is also taken at this "
+        "window's average rate when that is higher (a sparse slice's baseline falling off "
+        "a cliff at an hour boundary).")
 
 
 class CategoryThresholds(Strict):
