@@ -39,6 +39,12 @@ def _normal(rng: Random, now: datetime, per_min: float) -> list[Classified]:
             for k in range(n)]
 
 
+def _firing(d: Detector, batch: list[Classified], now: datetime, category: str) -> list:
+    """Observe one poll's batch and step: the firing transitions of `category`."""
+    d.observe(batch, now)
+    return [t for t in d.step(now) if t.status == "firing" and t.signal.category == category]
+
+
 @pytest.fixture(scope="module")
 def warm() -> tuple[Detector, datetime]:
     d = Detector(DetectConfig(), ["product"])
@@ -78,9 +84,7 @@ def _run(warm: tuple[Detector, datetime], burst_minutes: int) -> list:
             batch += [_event(f"l{i}-{k}", lean[3 * i + k], HOT,
                              now - timedelta(seconds=10 + 15 * k))
                       for k in range(3) if 3 * i + k < len(lean)]
-        d.observe(batch, now)
-        fired += [t for t in d.step(now) if t.status == "firing"
-                  and t.signal.category == "compliance"]
+        fired += _firing(d, batch, now, "compliance")
         now += timedelta(minutes=1)
     return fired
 
@@ -146,9 +150,7 @@ def _run_cliff(warm: tuple[Detector, datetime], burst: bool, errors: int) -> lis
             half = errors // 2 if now.minute == 1 else errors - errors // 2
             batch += [_event(f"e{now.minute}-{k}", "operator_error", NEW,
                              now - timedelta(seconds=5 + 50 * k / half)) for k in range(half)]
-        d.observe(batch, now)
-        fired += [t for t in d.step(now) if t.status == "firing"
-                  and t.signal.category == "operator_error"]
+        fired += _firing(d, batch, now, "operator_error")
         now += timedelta(minutes=1)
     return fired
 
