@@ -1,6 +1,6 @@
 """Usual longest gaps (detect/gaps.py): learning per hour of day, decay, cold fallback,
 the threshold at known values, no learning during an outage or a silence episode, and
-persistence."""
+persistence through the state database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
+from watchdog.detect import DetectConfig, Detector
 from watchdog.detect.gaps import GapLearner, GapProfile, gap_threshold
+from watchdog.detect.state import load_detector, save_detector
+from watchdog.store import StateStore
 
 U = ("upstream", "U1")
 V = ("upstream", "U2")
@@ -135,3 +138,18 @@ def test_json_round_trip() -> None:
     assert again.episodes == {V: T + 170}
     assert again.cursor is None  # learning resumes at the next whole hour
 
+
+def test_detector_state_round_trip_keeps_learned_gaps(tmp_path) -> None:
+    cfg = DetectConfig.model_validate({"silence": {"dimensions": ["upstream"]}})
+    d = Detector(cfg, ["upstream"])
+    d.topk["upstream"].touch("U1")
+    feed(d.gaps, T, T + 3 * 60 - 1, busy_except(range(T + 71, T + 74)))
+    store = StateStore.open(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        save_detector(store.engine, d, full=True)
+        again = Detector(cfg, ["upstream"])
+        load_detector(store.engine, again)
+    finally:
+        store.close()
+    assert again.gaps.profiles[U].to_json() == d.gaps.profiles[U].to_json()
+    assert again.gaps.profiles[U].high[1] == 4.0
