@@ -130,9 +130,11 @@ class SilenceConfig(Strict):
         "Poisson chance of e^-12, 6e-6, per empty minute): one empty minute is a silence "
         "only for a value that sends about 12 events a minute then.")
     gap_decay: float = Field(
-        default=0.9, gt=0.0, le=1.0,
+        default=0.98, gt=0.0, le=1.0,
         description="Per day, the learned usual longest gap of an hour sinks by this factor "
-        "towards what that hour shows now (it rises at once).")
+        "towards what that hour shows now (it rises at once). Slow on purpose: a busy "
+        "value misses a whole minute a few times a month, and at 0.9 (a week) it had "
+        "forgotten the last one before the next (two false silences in a clean month).")
     gap_warm_days: int = Field(
         default=3, ge=1,
         description="Days an hour of the day must have been learned before its usual "

@@ -110,7 +110,7 @@ class _Open:
 class GapLearner:
     """Learns every silence value's `GapProfile` from settled per-minute counts."""
 
-    decay: float = 0.9
+    decay: float = 0.98
     profiles: dict[ValueKey, GapProfile] = field(default_factory=dict)
     cursor: int | None = None
     """The last minute learned (None: start at the next minute given)."""
