@@ -219,8 +219,9 @@ def test_stalled_then_catching_up_stream_raises_no_silence_storm(warm) -> None:
 def test_a_busy_carrier_with_learned_gaps_is_silent_within_two_polls(warm) -> None:
     """Two days learned the carriers' usual longest gap (about 10 events a minute each:
     one minute, every hour); with those hours warm, B is silent once its gap reaches
-    `gap_floor` (2) and `min_expected` (20) events were expected in it: the second poll
-    after it stopped (gap 3, ~30 expected), not after `min_gap`'s ten minutes."""
+    `gap_floor` (2), `min_expected` (20) events were expected in it and
+    `gap_min_expected` (12) in its whole empty minutes: the second poll after it
+    stopped (gap 3, ~30 expected), not after `min_gap`'s ten minutes."""
     d, p, t = fresh(warm)
     d.cfg = DetectConfig.model_validate({
         "resolve_after": "5m",
