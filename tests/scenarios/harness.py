@@ -92,18 +92,20 @@ class Feed:
     def report(self, writes: Sequence[OrderWrite], since: datetime, until: datetime
                ) -> PollReport:
         fresh = []
-        orders: dict[tuple[str, str, str], int] = {}
+        orders: dict[tuple[str, str, str, datetime], int] = {}
         for w in writes:
             if w.insert:
+                # per minute of creation, as source.count_new_orders counts them
                 o = w.order
-                k = (o.carrier, o.upstream, o.province)
+                minute = local(o.created_at).astimezone(UTC).replace(second=0, microsecond=0)
+                k = (o.carrier, o.upstream, o.province, minute)
                 orders[k] = orders.get(k, 0) + 1
             if w.status not in NEGATIVE_STATUSES or (w.id, w.status) in self.seen:
                 continue
             self.seen.add((w.id, w.status))
             fresh.append(self.classified(w))
-        counts = tuple(OrderCount({"carrier": c, "upstream": u, "province": p}, n)
-                       for (c, u, p), n in orders.items())
+        counts = tuple(OrderCount({"carrier": c, "upstream": u, "province": p}, n, m)
+                       for (c, u, p, m), n in orders.items())
         return PollReport(len(fresh), len(fresh), 0, {}, 0, 1, True, None, tuple(fresh),
                           counts, since, until)
 

@@ -126,12 +126,8 @@ INCIDENTS = [
     Case("2 upstream signature break",
          (UpstreamSignatureBreak("华南号卡联盟", ONSET, timedelta(minutes=30)),),
          ("system_fault",), ("upstream", "华南号卡联盟")),
-    # NOT at the floor: the gap is abnormal seconds after the busy upstream's last event,
-    # but silence waits for detect.silence.min_gap (10 min): at 2-5 min the small carrier
-    # and upstream (广电) raise false silences on a clean stream.
     Case("2b upstream callbacks stop", (UpstreamSilence("号卡云仓", ONSET, timedelta(hours=2)),),
-         ("system_fault",), ("upstream", "号卡云仓"), kinds=("silence",),
-         max_delay=timedelta(minutes=10)),
+         ("system_fault",), ("upstream", "号卡云仓"), kinds=("silence",)),
     Case("3 number pool exhausted",
          (NumberPoolExhausted("联通大王卡29元", ONSET, timedelta(hours=2)),),
          ("supply_shortage",), ("product", "联通大王卡29元")),

@@ -214,3 +214,38 @@ def test_stalled_then_catching_up_stream_raises_no_silence_storm(warm) -> None:
             out += daemon.poll(t)
     assert written <= 200 - 30  # still behind at the end
     assert silences(out) == []
+
+
+def test_a_busy_carrier_with_learned_gaps_is_silent_within_two_polls(warm) -> None:
+    """Two days learned the carriers' usual longest gap (about 10 events a minute each:
+    one minute, every hour); with those hours warm, B is silent once its gap reaches
+    `gap_floor` (2), `min_expected` (20) events were expected in it and
+    `gap_min_expected` (12) in its whole empty minutes: the second poll after it
+    stopped (gap 3, ~30 expected), not after `min_gap`'s ten minutes."""
+    d, p, t = fresh(warm)
+    d.cfg = DetectConfig.model_validate({
+        "resolve_after": "5m",
+        "silence": {"dimensions": ["carrier", "upstream"], "gap_warm_days": 1}})
+    hour = t.hour
+    assert d.gaps.usual(("carrier", "B"), hour, 1) == 1.0
+    assert d.gaps.usual(("carrier", "B"), hour, 3) is None, "cold at 3 days"
+    out, t, daemon = run(d, p, t, 30)
+    assert silences(out) == []
+    out, t, daemon = run(d, p, t, 2, stopped=lambda k: ("B",), daemon=daemon)
+    assert silences(out) == [{"category": "system_fault", "carrier": "B"}]
+    hit = next(x.signal for x in out if x.signal.kind == "silence")
+    assert hit.window_seconds <= 180 and hit.expected >= 20
+    out, t, daemon = run(d, p, t, 10, daemon=daemon)
+    assert silences(out, "resolved") == [{"category": "system_fault", "carrier": "B"}]
+    assert silences(out) == []
+
+
+def test_learned_gaps_stay_quiet_on_a_normal_day(warm) -> None:
+    """A day of the same traffic with every hour warm: no silence (the usual gap is
+    learned from exactly this kind of day)."""
+    d, p, t = fresh(warm)
+    d.cfg = DetectConfig.model_validate({
+        "resolve_after": "5m",
+        "silence": {"dimensions": ["carrier", "upstream"], "gap_warm_days": 1}})
+    out, _, _ = run(d, p, t, 6 * 60)
+    assert silences(out) == []

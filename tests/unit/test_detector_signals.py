@@ -11,6 +11,7 @@ import pytest
 
 from tests.sampling import poisson
 from watchdog.detect import DetectConfig, Detector
+from watchdog.detect.gaps import gap_threshold
 from watchdog.model import Cancellation, Classified, Verdict
 
 START = datetime(2024, 4, 25, 0, 0, tzinfo=UTC)
@@ -196,14 +197,22 @@ def test_cluster_of_new_compliance_wordings_on_one_carrier(warm, wordings: int,
 
 # --- silence -------------------------------------------------------------------------------
 
-def test_silence_fires_after_min_gap_and_resolves_when_events_return(warm) -> None:
+def test_silence_fires_after_the_learned_gap_and_resolves_when_events_return(warm) -> None:
+    """Four days learned B's usual longest gap at this hour (~2.6 events a minute: a few
+    minutes); B is silent at gap_factor (2) times it, once min_expected events were
+    expected in the gap."""
     d, s, t = fresh(warm)
-    out, t2 = run(d, s, t, 8, skip_carrier="B")
-    assert firing(out, "silence") == [], "8 minutes is below min_gap (10)"
+    cfg = d.cfg.silence
+    usual = d.gaps.usual(("carrier", "B"), t.hour, cfg.gap_warm_days)
+    assert usual is not None and 2 <= usual <= 6
+    need = gap_threshold(usual, 2, cfg.gap_factor, 10)
+    out, t2 = run(d, s, t, need - 2, skip_carrier="B")  # its last event: the minute before
+    assert firing(out, "silence") == [], f"a gap below {need} minutes is usual"
     out, t3 = run(d, s, t2, 6, skip_carrier="B")
     hits = firing(out, "silence")
     assert [dict(x.signal.labels) for x in hits] == [{"category": "system_fault",
                                                        "carrier": "B"}]
+    assert hits[0].signal.window_seconds >= need * 60
     assert hits[0].signal.expected >= 20  # min_expected
     out, _ = run(d, s, t3, 10)
     assert any(x.status == "resolved" and x.signal.kind == "silence" for x in out)

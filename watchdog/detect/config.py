@@ -113,9 +113,34 @@ class SilenceConfig(Strict):
         "(about this many normal gaps).")
     min_gap: Duration = Field(
         default=timedelta(minutes=10),
-        description="Never call a gap shorter than this silent: the small carriers and "
-        "upstreams (广电) go quiet for 4-5 minutes at noon on a clean stream, more than "
-        "their learned rate says.")
+        description="The gap at which a value is silent while its usual longest gap is "
+        "not learned yet (cold): the small carriers and upstreams (广电) go quiet for 4-5 "
+        "minutes at noon on a clean stream, more than their learned rate says.")
+    gap_factor: float = Field(
+        default=2.0, ge=1.0,
+        description="Once learned, a value is silent after this many times its usual "
+        "longest gap (the largest of the current and the neighbouring hours of the day; "
+        "a busy upstream's is 1 minute, a quiet carrier's at night half an hour).")
+    gap_floor: Duration = Field(
+        default=timedelta(minutes=2),
+        description="Never call a gap shorter than this silent, however busy the value "
+        "(2m: one whole empty minute after the value's last event).")
+    gap_min_expected: float = Field(
+        default=12.0, gt=0,
+        description="With a learned usual gap, the gap's whole empty minutes (all but the "
+        "last event's own minute) must also have expected at least this many events (a "
+        "Poisson chance of e^-12, 6e-6, per empty minute): one empty minute is a silence "
+        "only for a value that sends about 12 events a minute then.")
+    gap_decay: float = Field(
+        default=0.98, gt=0.0, le=1.0,
+        description="Per day, the learned usual longest gap of an hour sinks by this factor "
+        "towards what that hour shows now (it rises at once). Slow on purpose: a busy "
+        "value misses a whole minute a few times a month, and at 0.9 (a week) it had "
+        "forgotten the last one before the next (two false silences in a clean month).")
+    gap_warm_days: int = Field(
+        default=3, ge=1,
+        description="Days an hour of the day must have been learned before its usual "
+        "longest gap is used (before, `min_gap` applies).")
 
 
 class DetectConfig(Strict):

@@ -32,6 +32,7 @@ from .common import (
 from .config import DetectConfig
 from .counts import CountTests
 from .episodes import Episodes, Transition
+from .gaps import GapLearner
 from .novelty import TemplateTests
 from .recent import Recent, RecentEvent
 from .series import ALL, ORDERS, Series, SeriesKey, TopK
@@ -68,6 +69,8 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self.silence_dims = tuple(d for d in cfg.silence.dimensions if d in self.dims)
         self.last_seen: dict[tuple[str, str], int] = {}
         self.last_any: int | None = None
+        self.gaps = GapLearner(cfg.silence.gap_decay)
+        """Each silence value's usual longest gap per hour of day (silences.py)."""
         self.step_since: dict[SeriesKey, datetime] = {}
         self.spike_ended: dict[str, datetime] = {}
         self.accepted: set[str] = set()
@@ -189,6 +192,7 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         keep_from = nowm - self.horizon
         self._sweep_learning(learn_until, offset, keep_from, everything=learning)
         self.recent.prune(keep_from)
+        self._learn_gaps(learn_until, offset, keep_from)
         expired = self.templates.expire(nowm)
         if learning:
             return []
@@ -223,6 +227,8 @@ class Detector(CountTests, TemplateTests, SilenceTests):
                         del self.series[key]
                         self.removed.add(key)
                         self.dirty.discard(key)
+        # values no longer ranked at all lose their learned gaps (bounded memory)
+        self.gaps.forget(lambda k: k[0] in self.topk and k[1] in self.topk[k[0]].scores)
 
     def _sweep_learning(self, until: int, offset: int, keep_from: int, everything: bool) -> None:
         if everything:

@@ -37,12 +37,15 @@ class SilenceTest:
 
 
 def silence_test(gap_minutes: int, expected: float, min_gap: int, min_expected: float,
-                 platform_alive: bool) -> SilenceTest:
+                 platform_alive: bool, whole: float | None = None,
+                 min_whole: float = 0.0) -> SilenceTest:
     """`platform_alive`: the rest of the platform flowed after this value's last event
-    (see `rest_flows`)."""
+    (see `rest_flows`). `whole`: the events expected in the gap's whole empty minutes
+    (all but the last event's own), which must reach `min_whole` too (a gap judged
+    against a learned usual gap, only a few minutes long: see gaps.py)."""
     if gap_minutes < min_gap or not platform_alive:
         return SilenceTest(gap_minutes, expected, False, False)
-    fires = expected >= min_expected
+    fires = expected >= min_expected and (whole is None or whole >= min_whole)
     return SilenceTest(gap_minutes, expected, fires, expected >= min_expected / 2)
 
 

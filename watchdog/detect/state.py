@@ -1,4 +1,5 @@
-"""Detector state in the state database: baselines, value rankings, templates, episodes.
+"""Detector state in the state database: baselines, value rankings, templates, episodes,
+and (in the meta table) the silence values' usual longest gaps.
 
 Saved after evaluations (only what changed, plus the small tables whole), loaded at
 start; then the last hour of classified events (already in watchdog_events) refills the
@@ -144,6 +145,7 @@ def _meta(d: Detector) -> dict[str, Any]:
         "step_since": [[*k, t.isoformat()] for k, t in d.step_since.items()],
         "spike_ended": {c: t.isoformat() for c, t in d.spike_ended.items()},
         "accepted": sorted(d.accepted),
+        "silence_gaps": d.gaps.to_json(),
     }
 
 
@@ -209,6 +211,7 @@ def load_detector(engine: Engine, d: Detector) -> int:
                     for c, dim, v, t in meta.get("step_since", [])}
     d.spike_ended = {c: datetime.fromisoformat(t) for c, t in meta.get("spike_ended", {}).items()}
     d.accepted = set(meta.get("accepted", []))
+    d.gaps.load_json(meta.get("silence_gaps", {}))
     d.restore_alerting()
     return n
 
