@@ -14,6 +14,13 @@ Learning is robust: once a slot is warm, an observation above mean + 4 sd is cli
 before it is learned, so one incident cannot teach the baseline that incidents are
 normal. The caller freezes learning while a series is alerting. `scale` carries a level
 accepted after a sustained step (observations are learned divided by it).
+
+Except for what recurs: a slot of the day (or an hour of the day) above its clip on
+`RECUR_DAYS` days in a row (the neighbouring slot or hour counts as the same) is a new
+daily pattern, say a nightly job swept from one day on, not an incident. It is learned as
+it is, at `RECUR_ALPHA`, frozen or not, and a recurring hour is learned for every day of
+the week. Without this the clip and the freeze kept such a burst from ever being learned:
+it alerted every night.
 """
 
 from __future__ import annotations
@@ -43,10 +50,15 @@ MAX_DISPERSION = 2.0
 CLIP_SD = 4.0
 MIN_RATE = 1.0 / (7 * 1440)
 """Expected events per minute never go below one a week (tests need mu > 0)."""
+RECUR_DAYS = 3
+RECUR_ALPHA = 0.75
+HOUR_KEYS = SLOTS_PER_DAY
+"""`recur` keys: slots of the day are 0-287, hours of the day 288-311."""
 
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 _HEADER = struct.Struct("<BdHddd")
-_VERSION = 1
+_RECUR = struct.Struct("<HiB")
+_VERSION = 2
 
 
 def hour_of_week(local_hour: int) -> int:
@@ -56,8 +68,8 @@ def hour_of_week(local_hour: int) -> int:
 
 
 class Baseline:
-    __slots__ = ("day", "day_n", "dispersion", "flat", "flat_n", "peak", "scale", "week",
-                 "week_n")
+    __slots__ = ("day", "day_n", "dispersion", "flat", "flat_n", "peak", "recur", "scale",
+                 "week", "week_n")
 
     def __init__(self) -> None:
         self.week = array("f", bytes(4 * HOURS_PER_WEEK))
@@ -69,6 +81,9 @@ class Baseline:
         self.peak = 0.0
         self.dispersion = DEFAULT_DISPERSION
         self.scale = 1.0
+        self.recur: dict[int, tuple[int, int]] = {}
+        """Slots and hours of the day above their clip lately: key -> (local day, days in
+        a row). Only the last two days matter, so it stays small."""
 
     # --- reading --------------------------------------------------------------------------
 
@@ -121,50 +136,93 @@ class Baseline:
 
     # --- learning -------------------------------------------------------------------------
 
-    def learn_slot(self, local_slot: int, count: float) -> None:
+    def learn_slot(self, local_slot: int, count: float, frozen: bool = False) -> None:
+        """Learn one settled 5-minute slot; `frozen` (the series alerts) learns it only
+        when it recurs."""
         i = local_slot % SLOTS_PER_DAY
         n = self.day_n[i]
         x = count / self.scale
-        if n >= WARM_DAY:
-            x = min(x, _cap(self.day[i] * SLOT_MINUTES, self.dispersion))
         a = max(1.0 / (n + 1), DAY_ALPHA)
+        if n >= WARM_DAY:
+            cap = _cap(self.day[i] * SLOT_MINUTES, self.dispersion)
+            near = ((i - 1) % SLOTS_PER_DAY, i, (i + 1) % SLOTS_PER_DAY)
+            if x > cap and self._recurs(i, local_slot // SLOTS_PER_DAY, near):
+                a = max(a, RECUR_ALPHA)
+            elif frozen:
+                return
+            else:
+                x = min(x, cap)
+        elif frozen:
+            return
         self.day[i] += a * (x / SLOT_MINUTES - self.day[i])
         self.day_n[i] = min(255, n + 1)
 
-    def learn_hour(self, local_hour: int, count: float) -> None:
+    def learn_hour(self, local_hour: int, count: float, frozen: bool = False) -> None:
         """Learn one complete local hour (called after its 12 slots)."""
         before = self.hour_rate(local_hour)
+        x = count / self.scale
+        recurring = False
         if before is not None:
+            hod = local_hour % 24
+            near = tuple(HOUR_KEYS + (hod + k) % 24 for k in (-1, 0, 1))
+            recurring = x > _cap(before * 60 / self.scale, self.dispersion) \
+                and self._recurs(HOUR_KEYS + hod, local_hour // 24, near)
+            if frozen and not recurring:
+                return
             sample = dispersion_sample(count, before * 60)
-            if sample is not None:
+            if sample is not None and not recurring:
                 sample = min(max(sample, 0.0), MAX_DISPERSION)
                 self.dispersion += DISP_ALPHA * (sample - self.dispersion)
-        x = count / self.scale
+        elif frozen:
+            return
         h = hour_of_week(local_hour)
         n = self.week_n[h]
-        wx = min(x, _cap(self.week[h] * 60, self.dispersion)) if n >= WARM_WEEK else x
-        a = max(1.0 / (n + 1), WEEK_ALPHA)
-        self.week[h] += a * (wx / 60 - self.week[h])
+        if recurring:
+            # a daily pattern: every day of the week's hour learns it
+            for d in range(7):
+                w = d * 24 + h % 24
+                self.week[w] += max(WEEK_ALPHA, RECUR_ALPHA) * (x / 60 - self.week[w])
+        else:
+            wx = min(x, _cap(self.week[h] * 60, self.dispersion)) if n >= WARM_WEEK else x
+            a = max(1.0 / (n + 1), WEEK_ALPHA)
+            self.week[h] += a * (wx / 60 - self.week[h])
         self.week_n[h] = min(255, n + 1)
-        fx = min(x, _cap(self.flat * 60, self.dispersion)) if self.flat_n >= WARM_FLAT else x
+        fx = x if recurring or self.flat_n < WARM_FLAT \
+            else min(x, _cap(self.flat * 60, self.dispersion))
         a = max(1.0 / (self.flat_n + 1), FLAT_ALPHA)
         self.flat += a * (fx / 60 - self.flat)
         self.flat_n = min(65535, self.flat_n + 1)
         self.peak = max(fx / 60, self.peak * PEAK_DECAY)
+
+    def _recurs(self, key: int, day: int, near: tuple[int, ...]) -> bool:
+        """Note that `key` went above its clip on local `day`: True once that has happened
+        on RECUR_DAYS days in a row (for it or a key in `near`)."""
+        r = self.recur
+        got = r.get(key)
+        if got is not None and got[0] == day:
+            run = got[1]
+        else:
+            run = 1 + max((r[k][1] for k in near if k in r and r[k][0] == day - 1), default=0)
+            if len(r) >= 8:
+                for k in [k for k, (d, _) in r.items() if d < day - 1]:
+                    del r[k]
+            r[key] = (day, min(run, 255))
+        return run >= RECUR_DAYS
 
     # --- persistence ----------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
         head = _HEADER.pack(_VERSION, self.flat, self.flat_n, self.peak, self.dispersion,
                             self.scale)
+        recur = b"".join(_RECUR.pack(k, d, n) for k, (d, n) in self.recur.items())
         return b"".join((head, self.week.tobytes(), bytes(self.week_n), self.day.tobytes(),
-                         bytes(self.day_n)))
+                         bytes(self.day_n), recur))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Baseline:
         b = cls()
         version, b.flat, b.flat_n, b.peak, b.dispersion, b.scale = _HEADER.unpack_from(data)
-        if version != _VERSION:
+        if version not in (1, _VERSION):
             raise ValueError(f"baseline format {version} is not supported")
         pos = _HEADER.size
         b.week = array("f", data[pos:pos + 4 * HOURS_PER_WEEK])
@@ -174,6 +232,10 @@ class Baseline:
         b.day = array("f", data[pos:pos + 4 * SLOTS_PER_DAY])
         pos += 4 * SLOTS_PER_DAY
         b.day_n = bytearray(data[pos:pos + SLOTS_PER_DAY])
+        pos += SLOTS_PER_DAY
+        for at in range(pos, len(data) - _RECUR.size + 1, _RECUR.size):
+            k, d, n = _RECUR.unpack_from(data, at)
+            b.recur[k] = (d, n)
         return b
 
 

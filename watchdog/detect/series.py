@@ -99,7 +99,7 @@ class Series:
     def catch_up(self, until: int, offset: int, frozen: bool, keep_from: int) -> bool:
         """Learn every complete 5-minute slot ending at or before `until` (UTC minute).
 
-        `frozen` consumes the slots without learning them (the series is alerting).
+        `frozen` (the series is alerting) learns only what recurs daily (baseline.py).
         Buckets before min(learned slots, keep_from) are dropped. True if anything was
         learned (the series needs saving).
         """
@@ -116,13 +116,12 @@ class Series:
                 c = b.get(t, 0) + b.get(t + 1, 0) + b.get(t + 2, 0) + b.get(t + 3, 0) \
                     + b.get(t + 4, 0)
             local = t + offset
-            if not frozen:
-                base.learn_slot(local // SLOT_MINUTES, c)
+            base.learn_slot(local // SLOT_MINUTES, c, frozen)
             self.hour_acc += c
             self.hour_slots += 1
             if (local + SLOT_MINUTES) % 60 == 0:
-                if self.hour_slots == SLOTS_PER_HOUR and not frozen:
-                    base.learn_hour(local // 60, self.hour_acc)
+                if self.hour_slots == SLOTS_PER_HOUR:
+                    base.learn_hour(local // 60, self.hour_acc, frozen)
                 self.hour_acc, self.hour_slots = 0.0, 0
             t += SLOT_MINUTES
         advanced = t != self.learned_until
