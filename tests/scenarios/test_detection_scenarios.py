@@ -144,8 +144,10 @@ INCIDENTS = [
          # NOT at the floor: two polls after the first symptom the abuser has 2
          # cancellations (one compliance, one duplicate, ~1 a minute at first); no count
          # test can tell 2 events of one of 2,000 distributors from chance. Found by its
-         # new wordings and its count.
+         # order volume (x10, counted per distributor) once its cancellations lean to
+         # compliance/duplicate beyond chance: 4 of them (0.42^4 = 3%), a few minutes in.
          ("compliance", "duplicate"), ("distributor", ABUSER),
+         kinds=("spike", "step", "new_template", "volume"),
          max_delay=timedelta(minutes=25)),
     Case("8 form bug (one distributor)",
          (FormBug(FORM_BUG_DISTRIBUTOR, ONSET, timedelta(hours=1)),),
