@@ -170,3 +170,37 @@ def test_learned_shares_survive_a_restart(warm, tmp_path):
     assert fresh.volumes.usual_share("D001") == pytest.approx(d.volumes.usual_share("D001"),
                                                               rel=1e-3)
     assert fresh.volumes.usual_lean() == pytest.approx(d.volumes.usual_lean())
+
+
+def test_an_open_volume_episode_survives_a_restart_without_firing_again(warm, tmp_path):
+    from watchdog.detect.state import load_detector, save_detector
+    from watchdog.store import StateStore
+
+    d, now = copy.deepcopy(warm[0]), warm[1]
+    rng = Random(11)
+    abuse = {"compliance": 0.65, "duplicate": 0.35}
+
+    def minute(det: Detector, at: datetime, k: int) -> list:
+        cancels, orders = _minute(rng, at)
+        orders.append(OrderCount({"distributor": "D050"}, 3, at - timedelta(minutes=1),
+                                 count_by=True))
+        cancels += [_cancel(f"r{at.timestamp()}-{j}", rng.choices(list(abuse),
+                                                                  list(abuse.values()))[0],
+                            "D050", at - timedelta(seconds=5 + j)) for j in range(k)]
+        return _poll(det, cancels, orders, at)
+
+    fired = []
+    for _ in range(12):
+        now += timedelta(minutes=1)
+        fired += [t for t in minute(d, now, 2) if t.status == "firing"]
+    assert [t.signal.kind for t in fired] == [VOLUME]
+    store = StateStore.open(f"sqlite:///{tmp_path / 'r.db'}")
+    save_detector(store.engine, d, full=True)
+    again = Detector(DetectConfig(), ["distributor"])
+    load_detector(store.engine, again)
+    store.close()
+    after = []
+    for _ in range(20):
+        now += timedelta(minutes=1)
+        after += minute(again, now, 2)
+    assert not [t for t in after if t.status in ("firing", "resolved")], after
