@@ -1,4 +1,4 @@
-"""Spike, step, new-template and silence detection on classified cancellations.
+"""Spike, step, new-template, silence and volume detection on classified cancellations.
 
 Pure core: `Detector` (detector.py) composes window counts and top-K series (series.py),
 seasonal robust baselines (baseline.py), count tails (stats.py), the tests (spike.py,
