@@ -135,7 +135,7 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
             cat = c.category
             self._count(cat, m, t - m * 60, raw, touch=not rebuild)
             self.recent.add(cat, RecentEvent(m, raw, can.reason, t))
-            if self.volumes is not None:
+            if self.volumes is not None and self._vol_index is not None:
                 self.volumes.add_cancel(raw[self._vol_index], m, cat)
             if not rebuild and self.cfg.templates.enabled:
                 self.templates.observe(reason_template(can.reason), cat, m, raw, can.reason,

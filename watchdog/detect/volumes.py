@@ -165,8 +165,9 @@ class Volumes:
             return None
         return self.lean_learned / self.cancels_learned
 
-    def busy(self, first: int, min_orders: int) -> list[str]:
-        """Values that may hold `min_orders` from minute `first` on (cheap pre-filter)."""
+    def busy(self, min_orders: int) -> list[str]:
+        """Values that may hold `min_orders` in a window: as many in their kept minutes
+        (a cheap pre-filter; the window counts are exact)."""
         return [v for v, e in self.entries.items() if e.kept >= min_orders]
 
     def counts(self, value: str, first: int, last: int, long_first: int) -> VolumeCounts:
@@ -238,7 +239,7 @@ class VolumeTests:
         usual_lean = vt.usual_lean()
         live: set[EpisodeKey] = set()
         if usual_lean is not None:
-            for v in sorted(set(vt.busy(first, th.min_orders)) | set(opened)):
+            for v in sorted(set(vt.busy(th.min_orders)) | set(opened)):
                 c = vt.counts(v, first, nowm, long_first)
                 share = vt.usual_share(v)
                 t = volume_test(c, share, usual_lean, th)
@@ -268,7 +269,7 @@ class VolumeTests:
         return out
 
     def _lean_events(self, value: str, now: datetime) -> list[RecentEvent]:
-        """The value's cancellations of each lean category in the window, oldest first."""
+        """The value's cancellations in the lean categories in the window (by category)."""
         i = self._dim_index[self.cfg.volume.dimension]
         start = window_start(now, self.w_vol)
         return [e for cat in self.cfg.volume.lean_categories
