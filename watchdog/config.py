@@ -132,6 +132,12 @@ class SourceConfig(Strict):
     count_orders: bool = Field(
         default=False, description="Also count newly created orders (needs columns.created_at)."
     )
+    count_orders_by: list[str] = Field(
+        default_factory=list,
+        description="Also count new orders per value of these dimensions (a second grouped "
+        "query; needs count_orders), e.g. [distributor]: a dimension with too many values "
+        "for metric labels (`label: false`) whose order volume detection needs (the volume "
+        "test: one distributor's orders x10).")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -144,6 +150,12 @@ class SourceConfig(Strict):
                              "with a custom query; set count_orders: false")
         if self.count_orders and not self.columns.created_at:
             raise ValueError("count_orders needs columns.created_at")
+        if self.count_orders_by and not self.count_orders:
+            raise ValueError("count_orders_by needs count_orders: true")
+        unknown = [d for d in self.count_orders_by if d not in self.dimensions]
+        if unknown:
+            raise ValueError(f"count_orders_by: {', '.join(unknown)} is not a configured "
+                             f"dimension (dimensions: {', '.join(self.dimensions) or 'none'})")
         return self
 
     @property

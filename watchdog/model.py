@@ -111,6 +111,10 @@ class OrderCount:
     dimensions: Mapping[str, str]
     count: int
     minute: datetime | None = None
+    count_by: bool = False
+    """Counted by `source.count_orders_by` (e.g. per distributor), not by the label
+    dimensions: the same orders again, grouped another way. Not for metrics or the
+    ratio series; the detector's volume test reads them."""
 
 
 @dataclass(frozen=True, slots=True)

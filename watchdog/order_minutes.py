@@ -31,7 +31,7 @@ order_minutes_table = sa.Table(
 )
 
 Key = tuple[datetime, str]
-"""(UTC minute, digest of the label values)."""
+"""(UTC minute, digest of the label values; or of the `count_orders_by` values, marked)."""
 _MARK = ""
 
 
@@ -52,10 +52,10 @@ def credit(counts: Sequence[OrderCount],
     for oc in counts:
         if oc.minute is None:
             raise ValueError("order counts need their minute")
-        key = (oc.minute, _digest(oc.dimensions))
+        key = (oc.minute, _digest(oc.dimensions, oc.count_by))
         before = credited.get(key, 0)
         if oc.count > before:
-            fresh.append(OrderCount(oc.dimensions, oc.count - before, oc.minute))
+            fresh.append(OrderCount(oc.dimensions, oc.count - before, oc.minute, oc.count_by))
             changed[key] = oc.count
     return fresh, changed
 
@@ -90,7 +90,11 @@ def save(conn: Connection, source: str, keep_from: datetime,
                               for (m, labels), n in rows.items()])
 
 
-def _digest(dims: Mapping[str, str]) -> str:
+def _digest(dims: Mapping[str, str], count_by: bool = False) -> str:
+    # the count_orders_by grouping is credited apart from the label grouping (the same
+    # orders counted twice); its key is marked, the label grouping's unchanged
     text = json.dumps(dict(dims), ensure_ascii=False, sort_keys=True)
+    if count_by:
+        text = "by:" + text
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 

@@ -288,6 +288,8 @@ class Pipeline:
         deltas: Tally[CounterKey] = Tally()
         alone = self.labels.alone
         for oc in fresh:
+            if oc.count_by:
+                continue  # the same orders grouped for detection (count_orders_by)
             pairs, new_labels = self.labels.labels_for(oc.dimensions)
             admitted.extend(new_labels)
             deltas[(ORDERS, tuple(sorted(pairs)))] += oc.count

@@ -219,7 +219,8 @@ class OrderSource:
 
     def count_new_orders(self, since: datetime, until: datetime) -> list[OrderCount]:
         """Orders created in [since, until), per minute of creation (UTC) and per value of
-        the dimensions with `label: true`.
+        the dimensions with `label: true`; and, when `source.count_orders_by` names
+        dimensions, once more per minute and value of those (`count_by` set).
 
         Per minute, so that the caller can count the same minutes again on the next poll
         and credit only what was committed late (see `order_minutes`). Returns [] unless
@@ -233,10 +234,19 @@ class OrderSource:
                 "source.count_orders: counting new orders reads source.table directly and "
                 "is not available with source.query; set count_orders: false"
             )
+        labelled = [n for n, d in self.cfg.dimensions.items() if d.label]
+        out = self._count_orders_by(labelled, since, until, count_by=False)
+        if self.cfg.count_orders_by:
+            out += self._count_orders_by(list(self.cfg.count_orders_by), since, until,
+                                         count_by=True)
+        return out
+
+    def _count_orders_by(self, names: list[str], since: datetime, until: datetime,
+                         count_by: bool) -> list[OrderCount]:
+        """One grouped count: per minute of creation and values of `names`."""
         table = self._table()
         created = table.c[self.cfg.columns.created_at or ""]
-        labelled = [(n, d.column) for n, d in self.cfg.dimensions.items() if d.label]
-        dims = [table.c[col] for _, col in labelled]
+        dims = [table.c[self.cfg.dimensions[n].column] for n in names]
         minute = _minute_of(created, self.engine.dialect.name).label("wd_minute")
         stmt = (
             sa.select(minute, *dims, sa.func.count().label("n"))
@@ -252,9 +262,9 @@ class OrderSource:
             # NULL and '' both become "": merge them.
             key = (self._utc(row[0]), *(as_text(v) or "" for v in row[1:-1]))
             totals[key] = totals.get(key, 0) + int(row[-1])
-        names = [n for n, _ in labelled]
         return [
-            OrderCount(dict(zip(names, key[1:], strict=True)), n, minute=key[0])
+            OrderCount(dict(zip(names, key[1:], strict=True)), n, minute=key[0],
+                       count_by=count_by)
             for key, n in totals.items() if n
         ]
 

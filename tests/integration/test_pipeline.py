@@ -365,6 +365,54 @@ def test_orders_committed_late_are_counted_once_across_polls_a_quiet_spell_and_a
         again.close()
 
 
+def test_orders_counted_by_distributor_are_credited_once_apart_from_the_labels(
+        orders, db_url, tmp_path):
+    """`count_orders_by` counts the same orders again per distributor: credited once
+    across late commits and a restart like the label counts, kept apart from them (the
+    same minute and orders, another grouping), and never added to the order metrics."""
+    engine, table = orders
+    oid = iter(range(1, 1000))
+
+    def add(n: int, created: datetime, distributor: str) -> None:
+        insert(engine, table, [row(next(oid), created, "已激活", carrier="中国联通",
+                                   distributor_id=distributor) for _ in range(n)])
+
+    def by(report) -> list[tuple[datetime, str, int]]:
+        return sorted((oc.minute, oc.dimensions["distributor"], oc.count)
+                      for oc in report.orders if oc.count_by)
+
+    cfg = make_config(db_url, table.name, tmp_path, count_orders=True,
+                      columns={"created_at": "created_at"},
+                      dimensions={"carrier": {"column": "carrier", "top_k": 2},
+                                  "distributor": {"column": "distributor_id",
+                                                  "label": False}},
+                      count_orders_by=["distributor"])
+    m25 = NOW - timedelta(minutes=5)
+    parts = build(cfg)
+    try:
+        add(4, T0 + timedelta(minutes=25), "D1")
+        add(1, T0 + timedelta(minutes=25, seconds=5), "D2")
+        report = parts.pipeline.poll(NOW)
+        assert by(report) == [(m25, "D1", 4), (m25, "D2", 1)]
+        assert [(oc.minute, oc.count) for oc in report.orders if not oc.count_by] == [
+            (m25, 5)]
+        assert orders_counted(parts) == 5  # not 10
+        add(2, T0 + timedelta(minutes=25, seconds=30), "D1")  # late, in a counted minute
+        report = parts.pipeline.poll(NOW + timedelta(seconds=30))
+        assert by(report) == [(m25, "D1", 2)]
+        assert orders_counted(parts) == 7
+    finally:
+        parts.close()
+    again = build(cfg)  # a restart: nothing is credited twice
+    try:
+        add(1, T0 + timedelta(minutes=26), "D2")
+        report = again.pipeline.poll(NOW + timedelta(seconds=60))
+        assert by(report) == [(m25 + timedelta(minutes=1), "D2", 1)]
+        assert orders_counted(again) == 8
+    finally:
+        again.close()
+
+
 def test_rows_without_a_readable_change_time_are_skipped_counted_and_survived(tmp_path):
     url = f"sqlite:///{tmp_path / 'orders.db'}"
     engine = sa.create_engine(url)

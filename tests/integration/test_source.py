@@ -295,6 +295,37 @@ def test_count_new_orders_per_minute_of_creation(writer, orders, db_url):
     ]
 
 
+def test_count_new_orders_also_by_count_orders_by(writer, orders, db_url):
+    """`count_orders_by` counts the same orders again per minute and value of a dimension
+    kept off the labels (province here, distributor in practice), marked `count_by`; the
+    label grouping is unchanged."""
+    minute = timedelta(minutes=1)
+    insert(writer, orders, [
+        row(1, T0, "已激活", carrier="联通", province="广东"),
+        row(2, T0 + timedelta(seconds=20), CANCELLED, carrier="电信", province="广东"),
+        row(3, T0 + timedelta(seconds=40), "已发货", carrier="联通", province=None),
+        row(4, T0 + minute, "已发货", carrier="联通", province="四川"),
+    ])
+    cfg = config(db_url, orders.name, columns=ColumnsConfig(created_at="created_at"),
+                 count_orders=True, count_orders_by=["province"])
+    counts = OrderSource(cfg, writer).count_new_orders(T0_UTC, T0_UTC + 2 * minute)
+    labelled = sorted((c.minute, c.dimensions["carrier"], c.count)
+                      for c in counts if not c.count_by)
+    assert labelled == [(T0_UTC, "电信", 1), (T0_UTC, "联通", 2), (T0_UTC + minute, "联通", 1)]
+    assert all(set(c.dimensions) == {"carrier"} for c in counts if not c.count_by)
+    by = sorted((c.minute, c.dimensions["province"], c.count) for c in counts if c.count_by)
+    assert by == [(T0_UTC, "", 1), (T0_UTC, "广东", 2), (T0_UTC + minute, "四川", 1)]
+    assert all(set(c.dimensions) == {"province"} for c in counts if c.count_by)
+
+
+def test_count_orders_by_must_name_a_dimension_and_needs_count_orders(db_url):
+    with pytest.raises(ValueError, match="count_orders_by: distributor is not a configured"):
+        config(db_url, "orders", columns=ColumnsConfig(created_at="created_at"),
+               count_orders=True, count_orders_by=["distributor"])
+    with pytest.raises(ValueError, match="count_orders_by needs count_orders"):
+        config(db_url, "orders", count_orders_by=["province"])
+
+
 # -- custom query ----------------------------------------------------------------------
 
 

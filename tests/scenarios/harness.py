@@ -68,6 +68,7 @@ def config(order_url: str, state_url: str, detect: dict[str, Any] | None = None,
                         "reason": ["remark"], "created_at": "created_at"},
             "cancelled_statuses": sorted(NEGATIVE_STATUSES),
             "dimensions": dims, "count_orders": True,
+            "count_orders_by": ["distributor"],
         },
         "state": {"url": state_url},
         "poll": {"interval": "60s"},
@@ -93,19 +94,25 @@ class Feed:
                ) -> PollReport:
         fresh = []
         orders: dict[tuple[str, str, str, datetime], int] = {}
+        by_distributor: dict[tuple[str, datetime], int] = {}
         for w in writes:
             if w.insert:
-                # per minute of creation, as source.count_new_orders counts them
+                # per minute of creation, as source.count_new_orders counts them: by the
+                # label dimensions, and again by distributor (count_orders_by)
                 o = w.order
                 minute = local(o.created_at).astimezone(UTC).replace(second=0, microsecond=0)
                 k = (o.carrier, o.upstream, o.province, minute)
                 orders[k] = orders.get(k, 0) + 1
+                kd = (o.distributor_id or "", minute)
+                by_distributor[kd] = by_distributor.get(kd, 0) + 1
             if w.status not in NEGATIVE_STATUSES or (w.id, w.status) in self.seen:
                 continue
             self.seen.add((w.id, w.status))
             fresh.append(self.classified(w))
         counts = tuple(OrderCount({"carrier": c, "upstream": u, "province": p}, n, m)
                        for (c, u, p, m), n in orders.items())
+        counts += tuple(OrderCount({"distributor": d}, n, m, count_by=True)
+                        for (d, m), n in by_distributor.items())
         return PollReport(len(fresh), len(fresh), 0, {}, 0, 1, True, None, tuple(fresh),
                           counts, since, until)
 

@@ -141,12 +141,16 @@ INCIDENTS = [
     Case("6 product takedown", (ProductTakedown("联通王卡19元", ONSET),),
          ("supply_shortage",), ("product", "联通王卡19元")),
     Case("7 distributor abuse", (DistributorAbuse(ABUSER, ONSET, timedelta(hours=1)),),
-         # NOT at the floor: two polls after the first symptom the abuser has 2
-         # cancellations (one compliance, one duplicate, ~1 a minute at first); no count
-         # test can tell 2 events of one of 2,000 distributors from chance. Found by its
-         # new wordings and its count.
+         # NOT at the floor (bound 4 min, met at 3.6): its orders are x10 from the
+         # start (3 a minute), but a promotion burst is too; what tells abuse is the
+         # cancellations leaning to compliance/duplicate, and at onset the abuser has
+         # only ~1 cancellation a minute (each 20 s-15 min after its order): two polls
+         # after the first symptom it has 2, and 2 of 2 happen by chance 18% of the
+         # time at the usual 42% share. The volume test fires at the 4th (4 of 4: 3%),
+         # 6 minutes from onset, with 17 orders against 0.34 expected.
          ("compliance", "duplicate"), ("distributor", ABUSER),
-         max_delay=timedelta(minutes=25)),
+         kinds=("spike", "step", "new_template", "volume"),
+         max_delay=timedelta(minutes=4)),
     Case("8 form bug (one distributor)",
          (FormBug(FORM_BUG_DISTRIBUTOR, ONSET, timedelta(hours=1)),),
          ("operator_error",), ("distributor", FORM_BUG_DISTRIBUTOR)),

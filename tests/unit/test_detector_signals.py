@@ -195,6 +195,30 @@ def test_cluster_of_new_compliance_wordings_on_one_carrier(warm, wordings: int,
         assert hits == []
 
 
+@pytest.mark.parametrize("abuser", [False, True])
+def test_a_distributor_alerting_for_its_volume_takes_its_cluster(warm, abuser: bool) -> None:
+    """New compliance wordings on a distributor already alerting for its volume (abuse)
+    are that incident, not a second alert; on any other distributor they are a cluster."""
+    from watchdog.detect import VOLUME
+    from watchdog.model import Signal
+
+    d, s, t = fresh(warm)
+    if abuser:
+        d.episodes.fire(Signal(VOLUME, {"category": "compliance", "distributor": "D7"}, t,
+                               True, 20.0, 0.3, 900.0, "warning", 1.5), t)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k >= 3:
+            return []
+        return [s.ev("compliance", at - timedelta(seconds=3), WORDINGS[k],
+                     carrier=CARRIERS[k], product=f"P{k}", distributor="D7")]
+
+    out, _ = run(d, s, t, 4, extra=extra)
+    hits = [x for x in firing(out, "new_template") if "template" not in x.signal.labels]
+    expected = [] if abuser else [{"category": "compliance", "distributor": "D7"}]
+    assert [dict(x.signal.labels) for x in hits] == expected
+
+
 # --- silence -------------------------------------------------------------------------------
 
 def test_silence_fires_after_the_learned_gap_and_resolves_when_events_return(warm) -> None:

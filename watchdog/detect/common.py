@@ -15,6 +15,7 @@ SPIKE = "spike"
 STEP = "step"
 NEW_TEMPLATE = "new_template"
 SILENCE = "silence"
+VOLUME = "volume"
 SILENCE_CATEGORY = "system_fault"
 """An upstream or carrier falling silent is an integration fault."""
 SWEEP_SHARE = 5

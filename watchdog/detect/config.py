@@ -143,8 +143,53 @@ class SilenceConfig(Strict):
         "longest gap is used (before, `min_gap` applies).")
 
 
+class VolumeConfig(Strict):
+    """One value's new orders x10 with cancellations leaning to compliance/duplicate
+    (distributor abuse). Needs its orders counted: `source.count_orders_by: [distributor]`."""
+
+    enabled: bool = True
+    dimension: str = Field(default="distributor",
+                           description="The dimension whose values' volumes are tested.")
+    window: Duration = Field(default=timedelta(minutes=15),
+                             description="Trailing window of the order and lean counts.")
+    min_orders: int = Field(default=8, ge=1,
+                            description="Never alert below this many new orders in the window.")
+    min_ratio: float = Field(
+        default=10.0, ge=1.0,
+        description="New orders must reach this many times the value's usual share of the "
+        "platform's orders in the window.")
+    prior_share: float = Field(
+        default=0.001, gt=0, lt=1,
+        description="The usual share of a value never seen (or evicted from the table).")
+    share_half_life: Duration = Field(
+        default=timedelta(days=1),
+        description="Half-life of the learned per-value order volume (its usual share).")
+    lean_categories: list[str] = Field(
+        default_factory=lambda: ["compliance", "duplicate"],
+        description="Categories an abuser's cancellations lean to.")
+    min_lean: int = Field(default=4, ge=1,
+                          description="At least this many lean cancellations in the window.")
+    alpha: float = Field(
+        default=0.05, gt=0, lt=1,
+        description="The lean must be unlikely at the platform's usual lean share of "
+        "cancellations: binomial tail at most this (k of k at 0.42: 3% for k=4).")
+    ratio_window: Duration = Field(
+        default=timedelta(minutes=30),
+        description="Window of the lean cancellations per new order (orders are cancelled "
+        "minutes after they are created).")
+    min_per_order: float = Field(
+        default=0.2, ge=0.0,
+        description="At least this many lean cancellations per new order over "
+        "`ratio_window`: a promotion burst's orders are mostly kept.")
+    max_values: int = Field(
+        default=1000, ge=10,
+        description="Values kept in the table (the busiest; the least used are evicted): "
+        "memory stays bounded with tens of thousands of distributors.")
+
+
 class DetectConfig(Strict):
-    """Spike, step, new-template and silence detection on classified cancellations."""
+    """Spike, step, new-template, silence and volume detection on classified
+    cancellations (and new orders)."""
 
     enabled: bool = True
     dimensions: list[str] | None = Field(
@@ -169,6 +214,7 @@ class DetectConfig(Strict):
     step: StepConfig = Field(default_factory=StepConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     silence: SilenceConfig = Field(default_factory=SilenceConfig)
+    volume: VolumeConfig = Field(default_factory=VolumeConfig)
     save_interval: Duration = Field(default=timedelta(minutes=1),
                                     description="How often baselines are saved.")
 
@@ -178,6 +224,8 @@ class DetectConfig(Strict):
             raise ValueError("spike.window must be at least 1m")
         if self.step.window < self.spike.window:
             raise ValueError("step.window must not be shorter than spike.window")
+        if self.volume.ratio_window < self.volume.window:
+            raise ValueError("volume.ratio_window must not be shorter than volume.window")
         return self
 
     def thresholds(self, category: str) -> SpikeConfig:

@@ -23,6 +23,7 @@ from .common import (
     SPIKE,
     STEP,
     SWEEP_SHARE,
+    VOLUME,
     Paused,
     minute_of,
     minutes_of,
@@ -39,12 +40,14 @@ from .series import ALL, ORDERS, Series, SeriesKey, TopK
 from .silences import SilenceTests
 from .spike import Thresholds
 from .templates import Templates
+from .volume import VolumeThresholds
+from .volumes import Volumes, VolumeTests
 
 __all__ = ["MAX_SILENCE_MINUTES", "NEW_TEMPLATE", "SILENCE", "SILENCE_CATEGORY", "SPIKE",
-           "STEP", "Detector", "Paused", "minute_of"]
+           "STEP", "VOLUME", "Detector", "Paused", "minute_of"]
 
 
-class Detector(CountTests, TemplateTests, SilenceTests):
+class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
     """Series, baselines, templates and episodes; the tests live in the mixins."""
 
     def __init__(self, cfg: DetectConfig, dimensions: Sequence[str], zone: tzinfo = UTC,
@@ -82,6 +85,19 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self._alerting: dict[SeriesKey, int] = {}
         self._thresholds: dict[str, Thresholds] = {}
         self._dim_index = {d: i for i, d in enumerate(self.dims)}
+        vc = cfg.volume
+        self.w_vol = minutes_of(vc.window)
+        self.w_vol_long = minutes_of(vc.ratio_window)
+        self._volume_th = VolumeThresholds(vc.min_orders, vc.min_ratio, vc.min_lean, vc.alpha,
+                                           vc.min_per_order)
+        self.volumes: Volumes | None = None
+        """Per-value new orders and cancellations of `volume.dimension` (volumes.py), fed
+        by the orders counted with `source.count_orders_by`."""
+        self._vol_index: int | None = None
+        if vc.enabled and vc.dimension in self._dim_index:
+            self._vol_index = self._dim_index[vc.dimension]
+            self.volumes = Volumes(vc.max_values, vc.share_half_life.total_seconds() / 60,
+                                   vc.lean_categories, vc.prior_share)
 
     # --- input ----------------------------------------------------------------------------
 
@@ -119,6 +135,8 @@ class Detector(CountTests, TemplateTests, SilenceTests):
             cat = c.category
             self._count(cat, m, t - m * 60, raw, touch=not rebuild)
             self.recent.add(cat, RecentEvent(m, raw, can.reason, t))
+            if self.volumes is not None and self._vol_index is not None:
+                self.volumes.add_cancel(raw[self._vol_index], m, cat)
             if not rebuild and self.cfg.templates.enabled:
                 self.templates.observe(reason_template(can.reason), cat, m, raw, can.reason,
                                        learning)
@@ -127,9 +145,16 @@ class Detector(CountTests, TemplateTests, SilenceTests):
     def observe_orders(self, counts: Sequence[OrderCount], since: datetime,
                        until: datetime) -> None:
         """Newly created orders in [since, until): in their minute of creation when the
-        count has one, else spread evenly over the minutes of the span."""
+        count has one, else spread evenly over the minutes of the span. Counts grouped by
+        `source.count_orders_by` (`count_by`) feed only the volume table."""
         first, last = minute_of(since), max(minute_of(until) - 1, minute_of(since))
+        vol_dim = self.cfg.volume.dimension
         for oc in counts:
+            if oc.count_by:
+                if self.volumes is not None and vol_dim in oc.dimensions:
+                    m = last if oc.minute is None else minute_of(oc.minute)
+                    self.volumes.add_orders(oc.dimensions[vol_dim] or "", m, oc.count)
+                continue
             raw = tuple((oc.dimensions.get(d) or "") for d in self.dims)
             keys = [(ORDERS, "", "")]
             for i, d in enumerate(self.dims):
@@ -193,6 +218,7 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         self._sweep_learning(learn_until, offset, keep_from, everything=learning)
         self.recent.prune(keep_from)
         self._learn_gaps(learn_until, offset, keep_from)
+        self._learn_volumes(nowm)
         expired = self.templates.expire(nowm)
         if learning:
             return []
@@ -200,6 +226,7 @@ class Detector(CountTests, TemplateTests, SilenceTests):
         out += self._counts(now, nowm, offset, learn_until, keep_from)
         out += self._new_templates(now, nowm, expired)
         out += self._silences(now, nowm, offset)
+        out += self._volumes(now, nowm)
         for t in out:
             self._track_alerting(t)
         return out

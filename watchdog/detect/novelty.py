@@ -100,9 +100,15 @@ class TemplateTests:
         # one incident, one alert: per category the biggest cluster (ties: the earlier
         # dimension in cluster_dimensions), and none while one is open elsewhere
         taken: set[str] = set()
+        # a distributor already alerting for its volume (abuse): its new compliance or
+        # duplicate wordings are that incident's, not another alert
+        vol = self.cfg.volume
+        abusers = set(self._volume_open()) if self.volumes is not None else set()
         for (category, d, v), evs in sorted(groups.items(),
                                             key=lambda kv: (-len(kv[1]), order[kv[0][1]])):
             if category in taken or open_clusters.get(category, (d, v)) != (d, v):
+                continue
+            if d == vol.dimension and v in abusers and category in vol.lean_categories:
                 continue
             wordings = {id(f) for _, _, f in evs}
             if len(evs) < cfg.cluster_min_count.get(category, cfg.default_cluster_min_count) \

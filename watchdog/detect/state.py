@@ -1,5 +1,7 @@
 """Detector state in the state database: baselines, value rankings, templates, episodes,
-and (in the meta table) the silence values' usual longest gaps.
+and (in the meta table) the silence values' usual longest gaps and the volume table's
+learned shares (volumes.py; its per-minute counts are not saved: orders are not refilled
+after a restart, so the volume test is blind until its windows have filled again).
 
 Saved after evaluations (only what changed, plus the small tables whole), loaded at
 start; then the last hour of classified events (already in watchdog_events) refills the
@@ -146,6 +148,7 @@ def _meta(d: Detector) -> dict[str, Any]:
         "spike_ended": {c: t.isoformat() for c, t in d.spike_ended.items()},
         "accepted": sorted(d.accepted),
         "silence_gaps": d.gaps.to_json(),
+        "volumes": d.volumes.to_json() if d.volumes is not None else {},
     }
 
 
@@ -212,6 +215,8 @@ def load_detector(engine: Engine, d: Detector) -> int:
     d.spike_ended = {c: datetime.fromisoformat(t) for c, t in meta.get("spike_ended", {}).items()}
     d.accepted = set(meta.get("accepted", []))
     d.gaps.load_json(meta.get("silence_gaps", {}))
+    if d.volumes is not None:
+        d.volumes.load_json(meta.get("volumes", {}))
     d.restore_alerting()
     return n
 
