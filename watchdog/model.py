@@ -134,7 +134,7 @@ class Signal:
 
     `labels` identify the series: always `category`, plus the dimension values that
     scope it (e.g. {"category": "system_fault", "carrier": "中国联通"}); `kind` is how it
-    was found (spike, ratio, step, new_template, silence). Signals are stateless
+    was found (spike, ratio, step, new_template, silence, volume). Signals are stateless
     observations; the alert lifecycle decides what to notify.
     """
 
