@@ -39,8 +39,6 @@ class Entry:
     orders: dict[int, int] = field(default_factory=dict)
     cancels: dict[int, int] = field(default_factory=dict)
     lean: dict[int, int] = field(default_factory=dict)
-    kept: int = 0
-    """Orders in the kept buckets: a cheap upper bound for any window's count."""
 
 
 class Volumes:
@@ -67,7 +65,6 @@ class Volumes:
         if value:
             e = self._entry(value)
             e.orders[minute] = e.orders.get(minute, 0) + n
-            e.kept += n
 
     def add_cancel(self, value: str, minute: int, category: str) -> None:
         lean = category in self.lean_categories
@@ -125,10 +122,7 @@ class Volumes:
             for m in [m for m in buckets if m < cut]:
                 del buckets[m]
         for e in self.entries.values():
-            if e.orders and min(e.orders) < cut:
-                for m in [m for m in e.orders if m < cut]:
-                    e.kept -= e.orders.pop(m)
-            for buckets in (e.cancels, e.lean):
+            for buckets in (e.orders, e.cancels, e.lean):
                 if buckets and min(buckets) < cut:
                     for m in [m for m in buckets if m < cut]:
                         del buckets[m]
@@ -141,7 +135,7 @@ class Volumes:
 
         def use(v: str) -> float:
             e = self.entries[v]
-            return e.score + e.kept + sum(e.cancels.values())
+            return e.score + sum(e.orders.values()) + sum(e.cancels.values())
 
         ranked = sorted((v for v in self.entries if v not in keep), key=use)
         excess = len(self.entries) - self.cap
@@ -168,7 +162,7 @@ class Volumes:
     def busy(self, min_orders: int) -> list[str]:
         """Values that may hold `min_orders` in a window: as many in their kept minutes
         (a cheap pre-filter; the window counts are exact)."""
-        return [v for v, e in self.entries.items() if e.kept >= min_orders]
+        return [v for v, e in self.entries.items() if sum(e.orders.values()) >= min_orders]
 
     def counts(self, value: str, first: int, last: int, long_first: int) -> VolumeCounts:
         e = self.entries.get(value) or Entry()
@@ -268,28 +262,24 @@ class VolumeTests:
                     out.append(tr)
         return out
 
-    def _lean_events(self, value: str, now: datetime) -> list[RecentEvent]:
-        """The value's cancellations in the lean categories in the window (by category)."""
+    def _lean_events(self, value: str, now: datetime) -> dict[str, list[RecentEvent]]:
+        """The value's cancellations in the window, per lean category (in config order)."""
         i = self._dim_index[self.cfg.volume.dimension]
         start = window_start(now, self.w_vol)
-        return [e for cat in self.cfg.volume.lean_categories
-                for e in self.recent.window(cat, start) if e.dims[i] == value]
+        return {cat: [e for e in self.recent.window(cat, start) if e.dims[i] == value]
+                for cat in self.cfg.volume.lean_categories}
 
     def _lean_leader(self, value: str, now: datetime) -> str:
         """The lean category with most of the value's cancellations in the window."""
-        i = self._dim_index[self.cfg.volume.dimension]
-        start = window_start(now, self.w_vol)
-        cats = self.cfg.volume.lean_categories
-        counts = [sum(1 for e in self.recent.window(c, start) if e.dims[i] == value)
-                  for c in cats]
-        return cats[counts.index(max(counts))]
+        by_cat = self._lean_events(value, now)
+        return max(by_cat, key=lambda c: len(by_cat[c]))
 
     def _volume_detail(self, sig: Signal, c: VolumeCounts, t: VolumeTest,
                        usual_lean: float) -> Signal:
         cfg = self.cfg.volume
         dim = cfg.dimension
         value = sig.labels[dim]
-        events = self._lean_events(value, sig.at)
+        events = [e for evs in self._lean_events(value, sig.at).values() for e in evs]
         own = Contributor(dim, value, float(c.orders), sig.expected, 1.0)
         rest = contributors(events, self.dims, dim, float(len(events)), 0.0,
                             lambda d, v: 0.0, limit=2)
