@@ -131,11 +131,8 @@ INCIDENTS = [
     Case("3 number pool exhausted",
          (NumberPoolExhausted("联通大王卡29元", ONSET, timedelta(hours=2)),),
          ("supply_shortage",), ("product", "联通大王卡29元")),
-    # Two polls after the first symptom there are 2 policy rejections on 中国移动 (at
-    # 0.3 of its reviews); the cluster test needs 3 never-seen compliance wordings on one
-    # carrier (2 fire about once a week on a clean stream), which is 2.5 polls here.
     Case("4 policy step change", (PolicyChange("中国移动", ONSET, None, None, 0.3),),
-         ("compliance",), ("carrier", "中国移动"), max_delay=timedelta(minutes=3)),
+         ("compliance",), ("carrier", "中国移动")),
     Case("5 regional pause", (RegionalPause("河南", ONSET, timedelta(hours=1)),),
          ("compliance",), ("province", "河南")),
     Case("6 product takedown", (ProductTakedown("联通王卡19元", ONSET),),

@@ -175,24 +175,36 @@ def test_operator_template_across_many_distributors_is_a_system_fault(
 
 WORDINGS = ("新规：该地区暂停受理", "风控升级，需人脸核验后再提交", "监管要求暂停异地开户")
 
-@pytest.mark.parametrize(("wordings", "fires"), [(2, False), (3, True)])
+@pytest.mark.parametrize(("wordings", "fires"), [(1, False), (2, True), (3, True)])
 def test_cluster_of_new_compliance_wordings_on_one_carrier(warm, wordings: int,
                                                            fires: bool) -> None:
-    """compliance clusters need 3 never-seen wordings on one slice within 5 minutes."""
+    """compliance clusters need 2 never-seen wordings on one slice within 5 minutes."""
     d, s, t = fresh(warm)
-
-    def extra(at: datetime, k: int) -> list[Classified]:
-        if k >= wordings:
-            return []
-        return [s.ev("compliance", at - timedelta(seconds=3), WORDINGS[k], carrier="C")]
-
-    out, _ = run(d, s, t, 4, extra=extra)
+    out, _ = run(d, s, t, 4, extra=_one_a_minute(s, WORDINGS[:wordings]))
     hits = [x for x in firing(out, "new_template") if "template" not in x.signal.labels]
     if fires:
         assert [dict(x.signal.labels) for x in hits] == [{"category": "compliance",
                                                            "carrier": "C"}]
     else:
         assert hits == []
+
+
+def test_a_known_wording_wrapped_otherwise_is_not_new(warm) -> None:
+    """Labels a system in between adds (`失败原因：`, `【C系统】`) and trailing marks do
+    not make a known wording new: three of them on one carrier are no cluster."""
+    d, s, t = fresh(warm)
+    wrapped = ("失败原因：常见原因 compliance~", "【C系统】常见原因 compliance！！",
+               "上游反馈：审核结果：常见原因 compliance。")
+    out, _ = run(d, s, t, 4, extra=_one_a_minute(s, wrapped))
+    assert firing(out, "new_template") == []
+
+
+def _one_a_minute(s: Stream, reasons: tuple[str, ...]):
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k >= len(reasons):
+            return []
+        return [s.ev("compliance", at - timedelta(seconds=3), reasons[k], carrier="C")]
+    return extra
 
 
 @pytest.mark.parametrize("abuser", [False, True])

@@ -95,9 +95,10 @@ class TemplatesConfig(Strict):
         "wordings drift by themselves (the nightly jobs bring new ones every few days).")
     default_cluster_min_count: int = Field(default=3, ge=2)
     cluster_min_count: dict[str, int] = Field(
-        default_factory=lambda: {"supply_shortage": 2},
-        description="Per-category cluster size (supply wordings are rare per product: two "
-        "different new ones on one product within minutes are already telling).")
+        default_factory=lambda: {"supply_shortage": 2, "compliance": 2},
+        description="Per-category cluster size (supply and compliance wordings are rare "
+        "per slice once wrappings are folded: two different new ones on one product or "
+        "carrier within minutes are already telling).")
     max_templates: int = Field(default=50_000, ge=100,
                                description="Known templates kept (least recently seen go).")
 

@@ -26,6 +26,7 @@ from .baseline import Baseline
 from .detector import Detector
 from .episodes import Episode
 from .series import Series, SeriesKey
+from .templates import TEMPLATE_KEY
 
 _CHUNK = 400
 VALUE_CHARS = 255
@@ -125,6 +126,10 @@ def _series_row(s: Series) -> dict[str, Any]:
 
 def _save_templates(conn: Connection, d: Detector) -> None:
     t = d.templates
+    if t.purge:
+        conn.execute(templates_table.delete())
+        t.dirty.update(t.known)
+        t.purge = False
     dirty = [h for h in t.dirty if h in t.known]
     for i in range(0, len(dirty), _CHUNK):
         part = dirty[i:i + _CHUNK]
@@ -140,6 +145,7 @@ def _save_templates(conn: Connection, d: Detector) -> None:
 
 def _meta(d: Detector) -> dict[str, Any]:
     return {
+        "templates_key": TEMPLATE_KEY,
         "templates_learn_from": d.templates.learn_from,
         "rebalanced_hour": d.rebalanced_hour,
         "last_any": d.last_any,
@@ -195,8 +201,6 @@ def load_detector(engine: Engine, d: Detector) -> int:
                 tk.scores[r.value] = r.score
                 if r.admitted:
                     tk.admitted.add(r.value)
-        for r in conn.execute(sa.select(templates_table)):
-            d.templates.known[r.hash] = r.last_seen
         for r in conn.execute(sa.select(episodes_table)):
             j = json.loads(r.state)
             labels = tuple((k, v) for k, v in j["labels"])
@@ -206,7 +210,12 @@ def load_detector(engine: Engine, d: Detector) -> int:
                          datetime.fromisoformat(ns) if ns else None)
             d.episodes.items[ep.key] = ep
         meta = {r.key: json.loads(r.value) for r in conn.execute(sa.select(detect_meta_table))}
-    d.templates.learn_from = meta.get("templates_learn_from")
+        if meta.get("templates_key") == TEMPLATE_KEY:
+            for r in conn.execute(sa.select(templates_table)):
+                d.templates.known[r.hash] = r.last_seen
+            d.templates.learn_from = meta.get("templates_learn_from")
+        else:  # keyed otherwise: relearned, learn_for long, as from a fresh start
+            d.templates.purge = True
     d.rebalanced_hour = meta.get("rebalanced_hour")
     d.last_any = meta.get("last_any")
     d.last_seen = {(dim, v): m for dim, v, m in meta.get("last_seen", [])}

@@ -3,19 +3,66 @@
 A policy change or a new upstream error shows up as reason texts nobody has seen; a form
 bug as one operator_error template across many distributors at once. Templates come from
 `watchdog.rules.reason_template` (numbers and personal tokens folded), so they carry no
-personal data. Known templates are remembered by a short hash, bounded by
-`max_templates` (least recently seen forgotten first).
+personal data. Known templates are remembered by a short hash of their `wording`,
+bounded by `max_templates` (least recently seen forgotten first).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..rules.normalise import reason_template
+
+TEMPLATE_KEY = "wording-1"
+"""How known templates are keyed; a state database keyed otherwise is relearned."""
+
+# A leading label the systems between carrier and platform wrap a text in: `【移动】`,
+# `[cBSS]`, `失败原因:`, `上游反馈:` (up to 8 characters, no punctuation, before a colon;
+# full-width marks are half-width in a template).
+_LABEL = re.compile(r"^(?:【[^】]{1,12}】|\[[^\]]{1,12}\]|[^\s:,.;!?()<>【】\[\]。、]{1,8}:)\s*")
+_EDGES = re.compile(r"^[\s!?.,;:~\-=#_。、…·*]+|[\s!?.,;:~\-=#_。、…·*]+$")
 
 
 def template_hash(template: str) -> str:
     return hashlib.blake2b(template.encode(), digest_size=8).hexdigest()
+
+
+def wording(template: str, names: Iterable[str] = ()) -> str:
+    """What a template says, without how it is wrapped: leading labels, trailing
+    punctuation and the names of the event's own slice (its product, carrier, province)
+    removed. `失败原因:联通审核不通过:该证件存在不良记录~` and `该证件存在不良记录` are one
+    wording; so are `年龄超出联通王卡#元办理范围` and the same refusal for another product.
+    A wording is new when a counterpart starts saying something new, not when a system in
+    between adds a prefix or a product launches."""
+    core = _unwrapped(template)
+    for name in sorted({n for v in names if v for n in _names(v)}, key=len, reverse=True):
+        if name in core:
+            core = core.replace(name, "<name>")
+    return core
+
+
+@lru_cache(maxsize=8192)
+def _unwrapped(template: str) -> str:
+    core = template
+    while (inner := _LABEL.sub("", core, count=1)) != core and _EDGES.sub("", inner):
+        core = inner
+    return _EDGES.sub("", core) or template
+
+
+@lru_cache(maxsize=8192)
+def _names(value: str) -> tuple[str, ...]:
+    """A dimension value as a template spells it; a carrier also by its short name
+    (`中国移动` is `移动` in most texts). Names of fewer than two letters are not
+    replaced (a folded `D#` distributor id would match too much)."""
+    spellings = {reason_template(value)}
+    if value.startswith("中国") and len(value) > 3:
+        spellings.add(reason_template(value[2:]))
+    return tuple(n for n in spellings if len(n.replace("#", "")) >= 2)
 
 
 @dataclass(slots=True)
@@ -42,7 +89,10 @@ class Templates:
     learn_from: int | None = None
     """Minute learning started; alerts only `learn_for` minutes later."""
     known: dict[str, int] = field(default_factory=dict)
-    """hash -> minute last seen."""
+    """hash of a wording -> minute last seen."""
+    purge: bool = False
+    """The state database holds templates keyed otherwise (not TEMPLATE_KEY): its table is
+    emptied at the next save."""
     fresh: dict[str, Fresh] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
 
@@ -52,7 +102,7 @@ class Templates:
             return
         if self.learn_from is None:
             self.learn_from = minute
-        h = template_hash(template)
+        h = template_hash(wording(template, dims))
         if h in self.known:
             if minute > self.known[h]:
                 self.known[h] = minute
