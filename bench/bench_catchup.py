@@ -15,6 +15,11 @@ is built in the shared `test` database under a unique name. Then, side by side:
 
 Result: rows/s of each, their ratio (target >= 0.5) and peak RSS (target < 200 MB).
 Everything created is dropped at the end.
+
+`--floor` also measures what any per-row Python catch-up could reach: the raw pass plus
+the least work a row needs (its key, a category from a dict, an event tuple), then with
+the exactly-once keys, then with the events too, written by sqlite3's executemany and
+committed per page. No parsing, no time zones, no rules, no metrics.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import argparse
 import json
 import platform
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,9 +53,13 @@ from watchdog.config import load_config
 from watchdog.model import Cursor
 from watchdog.source import OrderSource
 
+Page = Sequence[tuple[Any, ...]]
 
-def raw_rate(config: Path, expected: int) -> tuple[float, int]:
-    """(seconds, rows) for psycopg paging through the table with the watchdog's SELECT."""
+
+def raw_rate(config: Path, expected: int,
+             per_page: Callable[[Page], None] | None = None) -> tuple[float, int]:
+    """(seconds, rows) for psycopg paging through the table with the watchdog's SELECT;
+    `per_page` (the floor) runs on each page's rows inside the measured time."""
     cfg = load_config(config).source
     source = OrderSource(cfg)
     dialect = source.engine.dialect
@@ -71,6 +82,8 @@ def raw_rate(config: Path, expected: int) -> tuple[float, int]:
             with conn.cursor() as cur:
                 page = cur.execute(sql, params).fetchall()
             conn.commit()
+            if per_page is not None:
+                per_page(page)
             rows += len(page)
             if len(page) < cfg.batch_size:
                 break
@@ -82,6 +95,38 @@ def raw_rate(config: Path, expected: int) -> tuple[float, int]:
     if rows != expected:
         raise SystemExit(f"raw pass read {rows} rows, expected {expected}")
     return seconds, rows
+
+
+FLOORS = ("per-row loop", "+ keys written", "+ keys and events written")
+
+
+def floor_rate(config: Path, expected: int, tmp: str, variant: str) -> float:
+    """Seconds for the raw pass plus the least per-row work of `variant` (see FLOORS)."""
+    db = sqlite3.connect(f"{tmp}/floor-{FLOORS.index(variant)}.db")
+    db.execute("CREATE TABLE seen (order_id TEXT, status TEXT, PRIMARY KEY (order_id, status))")
+    db.execute("CREATE TABLE events (order_id TEXT, status TEXT, category TEXT, "
+               "event_time TEXT, dims TEXT)")
+    categories: dict[Any, str] = {}
+
+    def per_page(page: Page) -> None:
+        keys, events = [], []
+        for r in page:  # id, status, updated_at, remark, then the dimension columns
+            key = (str(r[0]), r[1])
+            category = categories.get(r[3])
+            if category is None:
+                category = categories[r[3]] = "unknown"
+            keys.append(key)
+            events.append((*key, category, r[2].isoformat(), "|".join(map(str, r[5:]))))
+        if variant != FLOORS[0]:
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", keys)
+        if variant == FLOORS[2]:
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", events)
+        db.commit()
+
+    try:
+        return raw_rate(config, expected, per_page)[0]
+    finally:
+        db.close()
 
 
 def watchdog_child(config: Path) -> None:
@@ -140,6 +185,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--state", choices=["sqlite", "postgres", "both"], default="sqlite")
     ap.add_argument("--batch-size", type=int, default=5000)
+    ap.add_argument("--floor", action="store_true",
+                    help="also the least per-row work any Python catch-up needs")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -154,6 +201,7 @@ def main() -> None:
     engine = sa.create_engine(PG_URL)
     schemas: list[str] = []
     results: list[tuple[str, float, dict[str, Any]]] = []
+    floors: list[tuple[str, float, float]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             source = source_yaml(PG_URL, table.name, batch_size=args.batch_size)
@@ -181,6 +229,11 @@ def main() -> None:
                 print(f"  watchdog, {state} state: {args.rows / ours['seconds']:,.0f} rows/s, "
                       f"{ours['polls']} polls, peak RSS {ours['peak_rss_mb']:.0f} MB",
                       flush=True)
+            for variant in FLOORS if args.floor else ():
+                seconds = floor_rate(raw_config, args.rows, tmp, variant)
+                raw_best = min(raw_best, raw_rate(raw_config, args.rows)[0])
+                floors.append((variant, raw_best, seconds))
+                print(f"  floor, {variant}: {args.rows / seconds:,.0f} rows/s", flush=True)
     finally:
         table.drop()
         conn.close()
@@ -195,6 +248,12 @@ def main() -> None:
         print(f"| {state} | {args.rows / raw:,.0f} | {args.rows / ours['seconds']:,.0f} | "
               f"{raw / ours['seconds']:.2f} | {ours['polls']} | "
               f"{ours['peak_rss_mb']:.0f} MB |")
+    if floors:
+        print("\n| floor (psycopg + least per-row work) | raw psycopg rows/s | rows/s | ratio |")
+        print("|---|---|---|---|")
+        for variant, raw, seconds in floors:
+            print(f"| {variant} | {args.rows / raw:,.0f} | {args.rows / seconds:,.0f} | "
+                  f"{raw / seconds:.2f} |")
 
 
 if __name__ == "__main__":
