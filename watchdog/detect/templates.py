@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..rules.normalise import reason_template
+from ..rules.normalise import PUNCTUATION, reason_template
 
 TEMPLATE_KEY = "wording-1"
 """How known templates are keyed; a state database keyed otherwise is relearned."""
@@ -25,7 +25,7 @@ TEMPLATE_KEY = "wording-1"
 # `[cBSS]`, `失败原因:`, `上游反馈:` (up to 8 characters, no punctuation, before a colon;
 # full-width marks are half-width in a template).
 _LABEL = re.compile(r"^(?:【[^】]{1,12}】|\[[^\]]{1,12}\]|[^\s:,.;!?()<>【】\[\]。、]{1,8}:)\s*")
-_EDGES = re.compile(r"^[\s!?.,;:~\-=#_。、…·*]+|[\s!?.,;:~\-=#_。、…·*]+$")
+_EDGES = re.compile(rf"^[\s*{PUNCTUATION}]+|[\s*{PUNCTUATION}]+$")
 
 
 def template_hash(template: str) -> str:
@@ -40,9 +40,9 @@ def wording(template: str, names: Iterable[str] = ()) -> str:
     A wording is new when a counterpart starts saying something new, not when a system in
     between adds a prefix or a product launches."""
     core = _unwrapped(template)
-    for name in sorted({n for v in names if v for n in _names(v)}, key=len, reverse=True):
-        if name in core:
-            core = core.replace(name, "<name>")
+    named = {n for v in names if v for n in _names(v) if n in core}
+    for name in sorted(named, key=len, reverse=True):  # a product before its carrier
+        core = core.replace(name, "<name>")
     return core
 
 

@@ -87,10 +87,12 @@ _BEYOND_BMP = re.compile("[\U00010000-\U0010FFFF]")
 
 # Runs of the same punctuation mark (`!!!`, `。。`, `???`, `~~~`) become one; `*` is left
 # alone because masked numbers (`138****1234`) are made of it.
-_REPEAT_PUNCT = re.compile(r"([!?.,;:~\-=#_。，、！？…～·])\1+")
+PUNCTUATION = r"!?.,;:~\-=#_。，、！？…～·"
+"""The marks people repeat and trail texts with, as the inside of a regex class."""
+_REPEAT_PUNCT = re.compile(rf"([{PUNCTUATION}])\1+")
 # A cheap pre-check: most texts have no two punctuation marks in a row, and searching a
 # character class costs a third of the back-reference substitution.
-_PUNCT_PAIR = re.compile(r"[!?.,;:~\-=#_。，、！？…～·]{2}")
+_PUNCT_PAIR = re.compile(rf"[{PUNCTUATION}]{{2}}")
 
 _PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[\d*]{4}\d{4}(?!\d)")
 _ID = re.compile(r"(?<![\d*])\d{3}[\d*]{11,14}[\dx](?![\d*x])")
