@@ -171,6 +171,24 @@ def test_operator_template_across_many_distributors_is_a_system_fault(
         assert "parser" in hits[0].signal.summary
 
 
+def test_new_wordings_of_a_category_spiking_in_the_same_poll_belong_to_the_spike(warm) -> None:
+    """A carrier outage arrives with a wording never seen before: the spike and the new
+    template cross their thresholds at the same poll. One incident, one alert: the
+    spike, whose samples show the wording (soak 2026-12-03: spike carrier=中国移动 and
+    new_template esop接口超时 and a cluster on 中国移动, all at one poll)."""
+    d, s, t = fresh(warm)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k != 2:
+            return []
+        return [s.ev("system_fault", at - timedelta(seconds=1 + i), "esop接口超时，请稍后重试",
+                     carrier="C") for i in range(25)]
+
+    out, _ = run(d, s, t, 4, extra=extra)
+    assert [x.signal.kind for x in out if x.status == "firing"] == ["spike"]
+    assert firing(out, "spike")[0].signal.labels["category"] == "system_fault"
+
+
 # --- clusters ------------------------------------------------------------------------------
 
 WORDINGS = ("新规：该地区暂停受理", "风控升级，需人脸核验后再提交", "监管要求暂停异地开户")

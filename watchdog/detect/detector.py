@@ -222,13 +222,12 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         expired = self.templates.expire(nowm)
         if learning:
             return []
-        out: list[Transition] = []
-        out += self._counts(now, nowm, offset, learn_until, keep_from)
-        out += self._new_templates(now, nowm, expired)
-        out += self._silences(now, nowm, offset)
-        out += self._volumes(now, nowm)
-        for t in out:
-            self._track_alerting(t)
+        # each test sees what the ones before it opened: new wordings of a category that
+        # spikes at this very poll are that spike's, not a second alert
+        out = self._tracked(self._counts(now, nowm, offset, learn_until, keep_from))
+        out += self._tracked(self._new_templates(now, nowm, expired))
+        out += self._tracked(self._silences(now, nowm, offset))
+        out += self._tracked(self._volumes(now, nowm))
         return out
 
     def active(self) -> list[Signal]:
@@ -297,6 +296,11 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
     # --- new templates --------------------------------------------------------------------
 
     # --- silence --------------------------------------------------------------------------
+
+    def _tracked(self, transitions: list[Transition]) -> list[Transition]:
+        for t in transitions:
+            self._track_alerting(t)
+        return transitions
 
     def _track_alerting(self, t: Transition) -> None:
         """Series with an open spike/step episode are frozen (their baseline does not learn)."""
