@@ -175,10 +175,14 @@ class Row:
     false_alerts: int
     drill_down: str
     ok: bool
+    own_alerts: str = "-"
+    """How many alerts (firing episodes) the incident raised in its own categories: one
+    incident, one alert, or a few where it really is several (an outage spreading)."""
 
 
 ROWS: list[Row] = []
 CLEAN_ALERTS: list[str] = []
+INCIDENT_ALERTS: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +264,11 @@ def test_incident_detected(case: Case, warm_state, tmp_path: Path) -> None:
                  + (f"; top {top.dimension} {top.value}: {top.observed:g} of "
                     f"{first.signal.observed:g}, expected {top.expected:g}" if top else ""))
     ok = first is not None and sdelay <= case.max_delay
-    ROWS.append(Row(case.name, _fmt(delay), _fmt(sdelay), len(false), drill, ok))
+    own = [t for t in transitions if t.status == "firing" and t.signal.at >= onset
+           and t.signal.category in case.categories + case.also]
+    INCIDENT_ALERTS.extend(f"{case.name}: {_brief([t])}" for t in own)
+    ROWS.append(Row(case.name, _fmt(delay), _fmt(sdelay), len(false), drill, ok,
+                    str(len(own))))
     assert first is not None, f"{case.name}: not detected; got {_brief(transitions)}"
     assert sdelay <= case.max_delay, f"{case.name}: detected {sdelay} after first symptom"
     for t in transitions:  # samples quote reasons: never a whole phone or ID number
@@ -327,10 +335,13 @@ def teardown_module() -> None:
     if not ROWS:
         return
     lines = ["", "| scenario | delay from onset | from first symptom | false alerts | "
-             "first alert and top contributor | ok |", "|---|---|---|---|---|---|"]
+             "its own alerts | first alert and top contributor | ok |",
+             "|---|---|---|---|---|---|---|"]
     for r in ROWS:
         lines.append(f"| {r.name} | {r.delay} | {r.symptom_delay} | {r.false_alerts} | "
-                     f"{r.drill_down} | {'yes' if r.ok else 'NO'} |")
+                     f"{r.own_alerts} | {r.drill_down} | {'yes' if r.ok else 'NO'} |")
+    if INCIDENT_ALERTS:
+        lines += ["", "incident alerts:"] + [f"- {x}" for x in INCIDENT_ALERTS]
     if CLEAN_ALERTS:
         lines += ["", "clean-run alerts:"] + [f"- {x}" for x in CLEAN_ALERTS]
     text = "\n".join(lines)

@@ -249,6 +249,37 @@ def test_a_distributor_alerting_for_its_volume_takes_its_cluster(warm, abuser: b
     assert [dict(x.signal.labels) for x in hits] == expected
 
 
+@pytest.mark.parametrize("wordings", [1, 3])
+@pytest.mark.parametrize("abuser", [False, True])
+def test_an_abusers_new_wordings_elsewhere_are_its_incident(warm, abuser: bool,
+                                                            wordings: int) -> None:
+    """The same for what its events make elsewhere: one new wording in volume, or a
+    cluster on the carrier its orders go to (scenario 7: the volume alert, then 18
+    minutes later `同一ip/设备高频下单` and a cluster on 中国移动, all D27850's)."""
+    from watchdog.detect import VOLUME
+    from watchdog.model import Signal
+
+    d, s, t = fresh(warm)
+    if abuser:
+        d.episodes.fire(Signal(VOLUME, {"category": "duplicate", "distributor": "D7"}, t,
+                               True, 20.0, 0.3, 900.0, "warning", 1.5), t)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k >= 5:
+            return []
+        return [s.ev("compliance", at - timedelta(seconds=3 + i), WORDINGS[i % wordings],
+                     carrier="C", product=f"P{i}", distributor="D7") for i in range(3)]
+
+    out, _ = run(d, s, t, 6, extra=extra)
+    hits = [tuple(sorted(x.signal.labels)) for x in firing(out, "new_template")]
+    if abuser:
+        assert hits == []
+    elif wordings == 1:  # 15 events of one wording
+        assert hits == [("category", "template")]
+    else:  # the carrier's cluster takes the wordings
+        assert hits == [("carrier", "category")]
+
+
 # --- silence -------------------------------------------------------------------------------
 
 def test_silence_fires_after_the_learned_gap_and_resolves_when_events_return(warm) -> None:

@@ -5,6 +5,7 @@ A mixin of `Detector` (its state lives there).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -35,12 +36,14 @@ class TemplateTests:
                 c for c, t in self.spike_ended.items()
                 if now - t < timedelta(minutes=self.templates.window)}
             open_clusters = self._open_clusters()
+            abusers = set(self._volume_open()) if self.volumes is not None else set()
             for f in self.templates.fresh.values():
                 if len(f.minutes) < cfg.min_count:
                     continue
                 category = f.categories.most_common(1)[0][0]
                 parser = self._parser_suspect(category, f)
-                if not parser and (category in busy or category in open_clusters):
+                if not parser and (category in busy or category in open_clusters
+                                   or self._abusers(category, f.dims, abusers)):
                     continue
                 labels = {"category": category, "template": mask_text(f.template[:80])}
                 if parser:
@@ -56,7 +59,7 @@ class TemplateTests:
                 t = self.episodes.fire(sig, now, lambda s, f=f: self._template_detail(s, f))
                 if t:
                     out.append(t)
-            out += self._clusters(now, nowm, busy, live, open_clusters)
+            out += self._clusters(now, nowm, busy, live, open_clusters, abusers)
         resolve_after = self.cfg.resolve_after or timedelta(minutes=minutes_of(cfg.window))
         for ekey, ep in list(self.episodes.items.items()):
             if ep.kind == NEW_TEMPLATE and ekey not in live:
@@ -75,8 +78,20 @@ class TemplateTests:
                 out[cat] = next(iter(labels.items()))
         return out
 
+    def _abusers(self, category: str, dims: Sequence[tuple[str, ...]],
+                 abusers: set[str]) -> bool:
+        """Are these events (their dimension values) mostly those of distributors alerting
+        for their volume, in a category abuse leans to? Then they are that incident's:
+        its new wordings, and the clusters they make on its carrier or products."""
+        vol = self.cfg.volume
+        i = self._dim_index.get(vol.dimension)
+        if not abusers or i is None or category not in vol.lean_categories:
+            return False
+        return 2 * sum(1 for raw in dims if raw[i] in abusers) >= len(dims)
+
     def _clusters(self, now: datetime, nowm: int, busy: set[str], live: set[EpisodeKey],
-                  open_clusters: dict[str, tuple[str, str]]) -> list[Transition]:
+                  open_clusters: dict[str, tuple[str, str]],
+                  abusers: set[str]) -> list[Transition]:
         """Several never-seen wordings of one category on one product, carrier or
         distributor within minutes: a new kind of refusal starting there (a pool running
         dry, a policy change). Alone, each new wording is too rare to alert on; the same
@@ -100,15 +115,11 @@ class TemplateTests:
         # one incident, one alert: per category the biggest cluster (ties: the earlier
         # dimension in cluster_dimensions), and none while one is open elsewhere
         taken: set[str] = set()
-        # a distributor already alerting for its volume (abuse): its new compliance or
-        # duplicate wordings are that incident's, not another alert
-        vol = self.cfg.volume
-        abusers = set(self._volume_open()) if self.volumes is not None else set()
         for (category, d, v), evs in sorted(groups.items(),
                                             key=lambda kv: (-len(kv[1]), order[kv[0][1]])):
             if category in taken or open_clusters.get(category, (d, v)) != (d, v):
                 continue
-            if d == vol.dimension and v in abusers and category in vol.lean_categories:
+            if self._abusers(category, [raw for _, raw, _ in evs], abusers):
                 continue
             wordings = {id(f) for _, _, f in evs}
             if len(evs) < cfg.cluster_min_count.get(category, cfg.default_cluster_min_count) \
