@@ -225,17 +225,21 @@ def _one_a_minute(s: Stream, reasons: tuple[str, ...]):
     return extra
 
 
+def _alerting_for_volume(d: Detector, t: datetime, category: str, distributor: str) -> None:
+    from watchdog.detect import VOLUME
+    from watchdog.model import Signal
+
+    d.episodes.fire(Signal(VOLUME, {"category": category, "distributor": distributor}, t,
+                           True, 20.0, 0.3, 900.0, "warning", 1.5), t)
+
+
 @pytest.mark.parametrize("abuser", [False, True])
 def test_a_distributor_alerting_for_its_volume_takes_its_cluster(warm, abuser: bool) -> None:
     """New compliance wordings on a distributor already alerting for its volume (abuse)
     are that incident, not a second alert; on any other distributor they are a cluster."""
-    from watchdog.detect import VOLUME
-    from watchdog.model import Signal
-
     d, s, t = fresh(warm)
     if abuser:
-        d.episodes.fire(Signal(VOLUME, {"category": "compliance", "distributor": "D7"}, t,
-                               True, 20.0, 0.3, 900.0, "warning", 1.5), t)
+        _alerting_for_volume(d, t, "compliance", "D7")
 
     def extra(at: datetime, k: int) -> list[Classified]:
         if k >= 3:
@@ -256,13 +260,9 @@ def test_an_abusers_new_wordings_elsewhere_are_its_incident(warm, abuser: bool,
     """The same for what its events make elsewhere: one new wording in volume, or a
     cluster on the carrier its orders go to (scenario 7: the volume alert, then 18
     minutes later `同一ip/设备高频下单` and a cluster on 中国移动, all D27850's)."""
-    from watchdog.detect import VOLUME
-    from watchdog.model import Signal
-
     d, s, t = fresh(warm)
     if abuser:
-        d.episodes.fire(Signal(VOLUME, {"category": "duplicate", "distributor": "D7"}, t,
-                               True, 20.0, 0.3, 900.0, "warning", 1.5), t)
+        _alerting_for_volume(d, t, "duplicate", "D7")
 
     def extra(at: datetime, k: int) -> list[Classified]:
         if k >= 5:
