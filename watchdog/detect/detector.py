@@ -293,9 +293,7 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
                                                          c.min_excess, c.alpha)
         return th
 
-    # --- new templates --------------------------------------------------------------------
-
-    # --- silence --------------------------------------------------------------------------
+    # --- alerting series (frozen baselines) ------------------------------------------------
 
     def _tracked(self, transitions: list[Transition]) -> list[Transition]:
         for t in transitions:

@@ -43,7 +43,7 @@ class TemplateTests:
                 category = f.categories.most_common(1)[0][0]
                 parser = self._parser_suspect(category, f)
                 if not parser and (category in busy or category in open_clusters
-                                   or self._abusers(category, f.dims, abusers)):
+                                   or self._mostly_abusers(category, f.dims, abusers)):
                     continue
                 labels = {"category": category, "template": mask_text(f.template[:80])}
                 if parser:
@@ -78,8 +78,8 @@ class TemplateTests:
                 out[cat] = next(iter(labels.items()))
         return out
 
-    def _abusers(self, category: str, dims: Sequence[tuple[str, ...]],
-                 abusers: set[str]) -> bool:
+    def _mostly_abusers(self, category: str, dims: Sequence[tuple[str, ...]],
+                        abusers: set[str]) -> bool:
         """Are these events (their dimension values) mostly those of distributors alerting
         for their volume, in a category abuse leans to? Then they are that incident's:
         its new wordings, and the clusters they make on its carrier or products."""
@@ -119,7 +119,7 @@ class TemplateTests:
                                             key=lambda kv: (-len(kv[1]), order[kv[0][1]])):
             if category in taken or open_clusters.get(category, (d, v)) != (d, v):
                 continue
-            if self._abusers(category, [raw for _, raw, _ in evs], abusers):
+            if abusers and self._mostly_abusers(category, [raw for _, raw, _ in evs], abusers):
                 continue
             wordings = {id(f) for _, _, f in evs}
             if len(evs) < cfg.cluster_min_count.get(category, cfg.default_cluster_min_count) \
