@@ -189,6 +189,35 @@ def test_new_wordings_of_a_category_spiking_in_the_same_poll_belong_to_the_spike
     assert firing(out, "spike")[0].signal.labels["category"] == "system_fault"
 
 
+@pytest.mark.parametrize(("spreads_on", "alerts"), [("C", 1), ("A", 2)])
+def test_an_incident_spreading_past_its_first_slice_stays_one_alert(
+        warm, spreads_on: str, alerts: int) -> None:
+    """A carrier's incident first crosses the threshold of one of its products (the
+    smaller series), then spreads over the carrier's other products, and the carrier's
+    series (or the whole category) fires too: still the product's alert, whose top
+    contributor is that carrier (demo 2026-12-03: a carrier outage as spike
+    stage=opening, then the whole category beside it). An incident of another carrier
+    meanwhile is another incident: it alerts."""
+    d, s, t = fresh(warm)
+    cat = "operator_error"  # busy overall: one product's burst is not yet the category's
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k == 0:
+            return [s.ev(cat, at - timedelta(seconds=1 + i), carrier="C", product="P1")
+                    for i in range(12)]
+        return [s.ev(cat, at - timedelta(seconds=1 + i), carrier=spreads_on,
+                     product=f"P{i % 8}") for i in range(24)]
+
+    out, _ = run(d, s, t, 5, extra=extra)
+    fired = firing(out, "spike")
+    assert fired and fired[0].signal.labels == {"category": cat, "product": "P1"}
+    top = fired[0].signal.contributors[0]
+    assert (top.dimension, top.value) == ("carrier", "C")
+    assert len(fired) == alerts, [x.signal.labels for x in fired]
+    top = fired[-1].signal.contributors[0]
+    assert (top.dimension, top.value) == ("carrier", spreads_on)
+
+
 # --- clusters ------------------------------------------------------------------------------
 
 WORDINGS = ("新规：该地区暂停受理", "风控升级，需人脸核验后再提交", "监管要求暂停异地开户")

@@ -251,20 +251,40 @@ class CountTests:
                 # ... and so does a slice already alerting as a spike (it crossed its
                 # threshold a poll before the category did: the same incident)
                 owners = clustered + [k for k in self._alerting if k[0] == cat and k[1]]
-                if not any(sum(1 for e in events if self._matches(e, o))
-                           >= 0.5 * max(len(events), 1) for o in owners):
+                if not any(self._holds_most(o, events) for o in owners):
                     chosen.add((cat, "", ""))
                 continue
             keys.sort(key=lambda k: found[k].test.p)
             picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + clustered
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
-                if any(sum(1 for e in mine if self._matches(e, o)) >= 0.5 * max(len(mine), 1)
-                       for o in picked):
+                if any(self._holds_most(o, mine) for o in picked):
                     continue
                 picked.append(key)
             chosen.update(k for k in picked if k not in clustered or k in self._alerting)
         return chosen
+
+    def _holds_most(self, owner: SeriesKey, events: list[RecentEvent]) -> bool:
+        """At least half of `events` are the incident `owner` alerts for: its slice's, or
+        its alert's top contributor's (an outage of one carrier first crossed the
+        threshold of one stage, and then spread over the carrier's other stages)."""
+        top = self._top_contributor(owner)
+        i = self._dim_index.get(top[0], -1) if top else -1
+        held = sum(1 for e in events
+                   if self._matches(e, owner) or (i >= 0 and e.dims[i] == top[1]))
+        return held >= 0.5 * max(len(events), 1)
+
+    def _top_contributor(self, key: SeriesKey) -> tuple[str, str] | None:
+        """(dimension, value) on top of the drill-down of an open episode of `key`."""
+        if not key[1]:
+            return None
+        labels = tuple(sorted(labels_of(key).items()))
+        for kind in (SPIKE, STEP, NEW_TEMPLATE):
+            ep = self.episodes.items.get((kind, labels))
+            if ep is not None and ep.reported.contributors:
+                top = ep.reported.contributors[0]
+                return top.dimension, top.value
+        return None
 
     def _clustered(self) -> list[SeriesKey]:
         """Slices with an open new-wording cluster episode."""
