@@ -171,6 +171,51 @@ def test_operator_template_across_many_distributors_is_a_system_fault(
         assert "parser" in hits[0].signal.summary
 
 
+@pytest.mark.parametrize(("grows", "alerts"), [(NEW, ["new_template"]),
+                                               ("常见原因 operator_error",
+                                                ["new_template", "spike"])])
+def test_a_parser_faults_own_spike_is_its_alert(warm, grows: str, alerts: list[str]) -> None:
+    """The form's fault first shows as one operator_error wording across many
+    distributors (alerting as system_fault), then grows into a spike of operator_error:
+    still the parser's alert, not a second one filed under the rules' verdict (scenario
+    8b: the parser alert, then operator_error stage=precheck a minute later). A spike of
+    other operator errors meanwhile is another incident."""
+    d, s, t = fresh(warm)
+    burst = _template_burst(s, 10, "operator_error", 6)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k < 10:
+            return burst(at, k)
+        return [s.ev("operator_error", at - timedelta(seconds=1 + i), grows,
+                     distributor=f"X{i}") for i in range(15)]
+
+    out, _ = run(d, s, t, 16, extra=extra)
+    assert [x.signal.kind for x in out if x.status == "firing"] == alerts
+    assert firing(out, "new_template")[0].signal.labels["category"] == "system_fault"
+
+
+def test_a_parser_fault_stays_open_while_its_template_goes_on(warm) -> None:
+    """The parser fault goes on for an hour at 4 a minute: its template is known after
+    half an hour, but the alert stays open until it stops, and the operator_error shift
+    it makes is its tail (scenario 8b: the parser alert resolved at 30 minutes, the
+    template still coming, and a step of operator_error stage=precheck fired)."""
+    d, s, t = fresh(warm)
+    burst = _template_burst(s, 10, "operator_error", 6)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k < 10:
+            return burst(at, k)
+        if k >= 70:
+            return []
+        return [s.ev("operator_error", at - timedelta(seconds=1 + i), NEW,
+                     distributor=f"X{(k + i) % 6}") for i in range(4)]
+
+    out, _ = run(d, s, t, 130, extra=extra)
+    assert [(x.status, x.signal.kind) for x in out if x.status != "updated"] == [
+        ("firing", "new_template"), ("resolved", "new_template")]
+    assert out[-1].signal.at - t > timedelta(minutes=70)
+
+
 def test_new_wordings_of_a_category_spiking_in_the_same_poll_belong_to_the_spike(warm) -> None:
     """A carrier outage arrives with a wording never seen before: the spike and the new
     template cross their thresholds at the same poll. One incident, one alert: the
@@ -234,6 +279,29 @@ def test_cluster_of_new_compliance_wordings_on_one_carrier(warm, wordings: int,
                                                            "carrier": "C"}]
     else:
         assert hits == []
+
+
+def test_a_cluster_stays_open_while_its_slice_still_cancels_far_above_normal(warm) -> None:
+    """A product's pool runs dry for an hour: its two new wordings alert as a cluster,
+    and are known half an hour later, while the product still fails. The alert stays
+    open until the product is normal again, and the category's spike of the same events
+    stays its alert (scenario 3: the cluster resolved while the pool was still dry, and
+    the category fired overall at that very poll)."""
+    d, s, t = fresh(warm)
+    dry = ("号码资源不足，请更换套餐", "号池已空，暂无可选号码")
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k >= 60:
+            return []
+        return [s.ev("supply_shortage", at - timedelta(seconds=1 + i), dry[i % 2],
+                     product="P3") for i in range(3)]
+
+    out, _ = run(d, s, t, 100, extra=extra)
+    assert [(x.status, x.signal.kind) for x in out if x.status != "updated"] == [
+        ("firing", "new_template"), ("resolved", "new_template")]
+    fired, resolved = out[0], out[-1]
+    assert fired.signal.labels == {"category": "supply_shortage", "product": "P3"}
+    assert resolved.signal.at - t > timedelta(minutes=60)
 
 
 def test_a_known_wording_wrapped_otherwise_is_not_new(warm) -> None:

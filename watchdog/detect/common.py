@@ -26,6 +26,11 @@ Paused = Callable[[Mapping[str, str], datetime], bool]
 """(labels, now) -> True inside an announced maintenance window for those labels."""
 
 
+def is_cluster(kind: str, labels: Mapping[str, str]) -> bool:
+    """A new-wording episode of a slice (category and one dimension), not of one template."""
+    return kind == NEW_TEMPLATE and "template" not in labels and len(labels) == 2
+
+
 def minute_of(t: datetime) -> int:
     return int(t.timestamp()) // 60
 

@@ -16,6 +16,7 @@ from .common import (
     STEP,
     Finding,
     ekey,
+    is_cluster,
     minutes_of,
     series_key,
     window_start,
@@ -37,7 +38,10 @@ class CountTests:
         spikes: dict[SeriesKey, Finding] = {}
         steps: dict[SeriesKey, Finding] = {}
         abnormal: set[tuple[str, SeriesKey]] = set()
-        open_keys = self._alerting
+        # a slice whose new wordings alert as a cluster is watched like an alerting one:
+        # the cluster stays open while the slice's count is still abnormal
+        clustered = set(self._clustered())
+        open_keys = self._alerting.keys() | clustered
         # per category, once per step (thousands of series share a handful of them):
         # (threshold, slice threshold, the least count any test of an overall series /
         # of a slice needs), or None when the category is not tested
@@ -90,10 +94,13 @@ class CountTests:
                     found[key] = Finding(key, test, window if t_th is slice_th else 0)
                 elif test.abnormal:
                     abnormal.add((kind, key))
+        self._elevated = (spikes.keys() | {k for kind, k in abnormal if kind == SPIKE}) \
+            & clustered
         steps = self._sustained(steps, now)
-        # a shift inside a category already alerting as a spike is that spike's tail
+        # a shift inside a category already alerting as a spike or a cluster is that
+        # alert's tail; so is one in the step window after it ended
         spiking = {k[0] for k in self._alerting if (SPIKE, k) in self._open_kinds()} | {
-            k[0] for k in spikes} | {
+            k[0] for k in spikes} | {k[0] for k in clustered} | {
             c for c, t in self.spike_ended.items() if now - t < step_cfg.window}
         steps = {k: f for k, f in steps.items()
                  if k[0] not in spiking or self.episodes.is_open(ekey(STEP, k))}
@@ -244,6 +251,9 @@ class CountTests:
             by_cat.setdefault(key[0], []).append(key)
         for cat, keys in by_cat.items():
             events = self.recent.window(cat, start)
+            parser = self._parser_wordings(cat)
+            if self._mostly_parser(events, parser):
+                continue  # our own parser's fault, already alerting as such
             # a slice already alerting, or whose new wordings already alerted as a
             # cluster (the pool that ran dry), takes the spike of the same events
             clustered = [k for k in self._clustered() if k[0] == cat]
@@ -258,7 +268,8 @@ class CountTests:
             picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + clustered
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
-                if any(self._holds_most(o, mine) for o in picked):
+                if any(self._holds_most(o, mine) for o in picked) \
+                        or self._mostly_parser(mine, parser):
                     continue
                 picked.append(key)
             chosen.update(k for k in picked if k not in clustered or k in self._alerting)
@@ -291,7 +302,7 @@ class CountTests:
         out = []
         for ep in self.episodes.items.values():
             labels = dict(ep.labels)
-            if ep.kind == NEW_TEMPLATE and "template" not in labels and len(labels) == 2:
+            if is_cluster(ep.kind, labels):
                 out.append(series_key(labels))
         return out
 

@@ -25,6 +25,7 @@ from .common import (
     SWEEP_SHARE,
     VOLUME,
     Paused,
+    is_cluster,
     minute_of,
     minutes_of,
     second_of,
@@ -76,6 +77,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         """Each silence value's usual longest gap per hour of day (silences.py)."""
         self.step_since: dict[SeriesKey, datetime] = {}
         self.spike_ended: dict[str, datetime] = {}
+        """category -> when its last spike, cluster or parser fault resolved (its tail
+        stays quiet)."""
         self.accepted: set[str] = set()
         """Episode ids whose level was accepted (rescaled once)."""
         self.dirty: set[SeriesKey] = set()
@@ -83,6 +86,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         self.rebalanced_hour: int | None = None
         self._sweep: list[SeriesKey] = []
         self._alerting: dict[SeriesKey, int] = {}
+        self._elevated: set[SeriesKey] = set()
+        """Slices with an open cluster episode whose count tested abnormal this step."""
         self._thresholds: dict[str, Thresholds] = {}
         self._dim_index = {d: i for i, d in enumerate(self.dims)}
         vc = cfg.volume
@@ -301,7 +306,14 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         return transitions
 
     def _track_alerting(self, t: Transition) -> None:
-        """Series with an open spike/step episode are frozen (their baseline does not learn)."""
+        """Series with an open spike/step episode are frozen (their baseline does not learn);
+        a category's spike or cluster that ended leaves its tail quiet for a while."""
+        if t.status == "resolved" and t.signal.kind == NEW_TEMPLATE:
+            labels = t.signal.labels
+            if is_cluster(t.signal.kind, labels):
+                self.spike_ended[t.signal.category] = t.signal.at
+            elif "classified_as" in labels:  # a parser fault: its rules' category
+                self.spike_ended[labels["classified_as"]] = t.signal.at
         if t.signal.kind not in (SPIKE, STEP):
             return
         key = series_key(t.signal.labels)

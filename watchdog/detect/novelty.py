@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 
 from ..model import Signal
 from ..privacy import mask_text
-from .common import NEW_TEMPLATE, minutes_of
+from ..rules.normalise import reason_template
+from .common import NEW_TEMPLATE, is_cluster, minutes_of, series_key, window_start
 from .drilldown import contributors
 from .episodes import EpisodeKey, Transition
 from .recent import RecentEvent
-from .templates import Fresh
+from .templates import Fresh, template_label
 
 PARSER_SPREAD = 5
 """An operator_error template across at least this many distributors at once is not
@@ -45,7 +46,7 @@ class TemplateTests:
                 if not parser and (category in busy or category in open_clusters
                                    or self._mostly_abusers(category, f.dims, abusers)):
                     continue
-                labels = {"category": category, "template": mask_text(f.template[:80])}
+                labels = {"category": category, "template": template_label(f.template)}
                 if parser:
                     # routed as what it is, our own fault; the rules' verdict stays visible
                     labels = {"category": PARSER_FAULT, "template": labels["template"],
@@ -63,6 +64,9 @@ class TemplateTests:
         resolve_after = self.cfg.resolve_after or timedelta(minutes=minutes_of(cfg.window))
         for ekey, ep in list(self.episodes.items.items()):
             if ep.kind == NEW_TEMPLATE and ekey not in live:
+                if self._still_in_volume(dict(ep.labels), now):
+                    self.episodes.still_abnormal(ekey)
+                    continue
                 t = self.episodes.normal(ekey, now, resolve_after, observed=0.0)
                 if t:
                     out.append(t)
@@ -73,7 +77,7 @@ class TemplateTests:
         out = {}
         for ep in self.episodes.items.values():
             labels = dict(ep.labels)
-            if ep.kind == NEW_TEMPLATE and "template" not in labels and len(labels) == 2:
+            if is_cluster(ep.kind, labels):
                 cat = labels.pop("category")
                 out[cat] = next(iter(labels.items()))
         return out
@@ -159,6 +163,37 @@ class TemplateTests:
         examples = tuple(dict.fromkeys(mask_text(f.reasons[0][:160]) for f in fresh
                                        if f.reasons))[:3]
         return replace(sig, contributors=contribs, samples=examples, summary=text)
+
+    def _still_in_volume(self, labels: dict[str, str], now: datetime) -> bool:
+        """An alert whose wordings are known by now, while the incident goes on: a
+        cluster's slice still cancels abnormally (the pool is still dry), a parser
+        fault's template is still at `min_count` within the templates' window."""
+        if is_cluster(NEW_TEMPLATE, labels):
+            return series_key(labels) in self._elevated
+        category = labels.get("classified_as")
+        if category is None:
+            return False
+        cfg = self.cfg.templates
+        events = self.recent.window(category, window_start(now, minutes_of(cfg.window)))
+        return self._of_templates(events, {labels["template"]}) >= cfg.min_count
+
+    def _parser_wordings(self, category: str) -> set[str]:
+        """The templates (as labelled) of the open parser-fault alerts of `category`."""
+        return {dict(ep.labels)["template"] for ep in self.episodes.items.values()
+                if ep.kind == NEW_TEMPLATE
+                and dict(ep.labels).get("classified_as") == category}
+
+    def _mostly_parser(self, events: Sequence[RecentEvent], wordings: set[str]) -> bool:
+        """Are these events mostly of templates a parser-fault alert reports? Then a spike
+        of their category is that alert's, filed under the rules' verdict."""
+        return bool(wordings) and 2 * self._of_templates(events, wordings) >= max(len(events), 1)
+
+    @staticmethod
+    def _of_templates(events: Sequence[RecentEvent], labels: set[str]) -> int:
+        """How many events have one of these templates (as labelled: an alert outlives
+        its template's newness)."""
+        return sum(1 for e in events
+                   if e.reason and template_label(reason_template(e.reason)) in labels)
 
     def _parser_suspect(self, category: str, f: Fresh) -> bool:
         i = self._dim_index.get("distributor")

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..privacy import mask_text
 from ..rules.normalise import PUNCTUATION, reason_template
 
 TEMPLATE_KEY = "wording-1"
@@ -30,6 +31,11 @@ _EDGES = re.compile(rf"^[\s*{PUNCTUATION}]+|[\s*{PUNCTUATION}]+$")
 
 def template_hash(template: str) -> str:
     return hashlib.blake2b(template.encode(), digest_size=8).hexdigest()
+
+
+def template_label(template: str) -> str:
+    """A template as an alert's label names it: masked, at most 80 characters."""
+    return mask_text(template[:80])
 
 
 def wording(template: str, names: Iterable[str] = ()) -> str:
