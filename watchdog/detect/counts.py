@@ -251,7 +251,7 @@ class CountTests:
             by_cat.setdefault(key[0], []).append(key)
         for cat, keys in by_cat.items():
             events = self.recent.window(cat, start)
-            parser = self._parser_wordings(cat)
+            parser = self._parser_templates(cat)
             if self._mostly_parser(events, parser):
                 continue  # our own parser's fault, already alerting as such
             # a slice already alerting, or whose new wordings already alerted as a

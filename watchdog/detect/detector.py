@@ -307,7 +307,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
 
     def _track_alerting(self, t: Transition) -> None:
         """Series with an open spike/step episode are frozen (their baseline does not learn);
-        a category's spike or cluster that ended leaves its tail quiet for a while."""
+        a category's spike, cluster or parser fault that ended leaves its tail quiet for a
+        while."""
         if t.status == "resolved" and t.signal.kind == NEW_TEMPLATE:
             labels = t.signal.labels
             if is_cluster(t.signal.kind, labels):

@@ -177,7 +177,7 @@ class TemplateTests:
         events = self.recent.window(category, window_start(now, minutes_of(cfg.window)))
         return self._of_templates(events, {labels["template"]}) >= cfg.min_count
 
-    def _parser_wordings(self, category: str) -> set[str]:
+    def _parser_templates(self, category: str) -> set[str]:
         """The templates (as labelled) of the open parser-fault alerts of `category`."""
         return {dict(ep.labels)["template"] for ep in self.episodes.items.values()
                 if ep.kind == NEW_TEMPLATE
