@@ -263,6 +263,26 @@ def test_an_incident_spreading_past_its_first_slice_stays_one_alert(
     assert (top.dimension, top.value) == ("carrier", spreads_on)
 
 
+@pytest.mark.parametrize("burst", [False, True])
+def test_another_categorys_alerting_burst_does_not_mask_an_outage(warm, burst: bool) -> None:
+    """The nightly timeout sweep cancels x10 the usual customer_initiated orders, and
+    alerts (a new sweep); a carrier's outage starts beside it. That burst is not more
+    traffic: the outage alerts as it would alone (soak 2026-12-03: a signature break
+    at 01:00 during the third night's sweep went unreported)."""
+    d, s, t = fresh(warm)
+    factor = {"customer_initiated": 10.0} if burst else None
+    out, t = run(d, s, t, 8, factor=factor)
+    assert [x.signal.category for x in firing(out, "spike")] == (
+        ["customer_initiated"] if burst else [])
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        return [s.ev("system_fault", at - timedelta(seconds=1 + i), carrier="C")
+                for i in range(3)]
+
+    out, _ = run(d, s, t, 4, extra=extra, factor=factor)
+    assert [x.signal.category for x in firing(out, "spike")] == ["system_fault"]
+
+
 # --- clusters ------------------------------------------------------------------------------
 
 WORDINGS = ("新规：该地区暂停受理", "风控升级，需人脸核验后再提交", "监管要求暂停异地开户")

@@ -42,6 +42,7 @@ class CountTests:
         # the cluster stays open while the slice's count is still abnormal
         clustered = set(self._clustered())
         open_keys = self._alerting.keys() | clustered
+        self._bursting = self._alerting_categories(now, nowm)
         # per category, once per step (thousands of series share a handful of them):
         # (threshold, slice threshold, the least count any test of an overall series /
         # of a slice needs), or None when the category is not tested
@@ -187,7 +188,7 @@ class CountTests:
 
     def _traffic(self, key: SeriesKey, start: int, last: int, minutes: int, offset: int,
                  learn_until: int, keep_from: int, n: int, raw: float) -> float:
-        _, d, v = key
+        cat, d, v = key
         others_n, others_mu = 0.0, 0.0
         all_s = self._catch_up((ALL, d, v), learn_until, offset, keep_from)
         if all_s is not None:
@@ -195,6 +196,14 @@ class CountTests:
             if mu_all is not None:
                 others_n = all_s.count_since(start, last) - n
                 others_mu = max(mu_all - raw, 0.0)
+                # a category alerting on its own is an incident (or a new nightly
+                # sweep), not traffic: it must not hide another category's outage
+                for other in self._bursting - {cat}:
+                    o = self.series.get((other, d, v))
+                    mu_o = o.expected_since(start, minutes, offset) if o else None
+                    if mu_o is not None:
+                        others_n -= o.count_since(start, last)
+                        others_mu = max(others_mu - mu_o, 0.0)
         orders_n = orders_mu = None
         ord_s = self._catch_up((ORDERS, d, v), learn_until, offset, keep_from)
         if ord_s is not None:
@@ -209,6 +218,23 @@ class CountTests:
             if share is not None and others_n > 0 and raw > 0:
                 g = max(g, others_n * share / (1 - share) / raw)
         return g
+
+    def _alerting_categories(self, now: datetime, nowm: int) -> set[str]:
+        """Categories alerting as a whole: on their overall series, or on a slice that
+        holds most of their spike window (the pooled `other` distributors). Not for a
+        smaller slice's alert: during an unlearned 09:00 release one product's
+        compliance alert would take the release's main category out of every scope's
+        traffic, and the rest of the release would alert slice by slice."""
+        start = window_start(now, self.w_spike)
+        out = set()
+        for cat, d, v in self._alerting:
+            whole = self.series.get((cat, "", ""))
+            part = self.series.get((cat, d, v))
+            if not d or (whole is not None and part is not None
+                         and 2 * part.count_since(start, nowm)
+                         >= max(whole.count_since(start, nowm), 1)):
+                out.add(cat)
+        return out
 
     def _expected_over_traffic(self, key: SeriesKey, s: Series, now: datetime, nowm: int,
                                offset: int, window: int, raw: float, learn_until: int,

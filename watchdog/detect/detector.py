@@ -86,6 +86,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         self.rebalanced_hour: int | None = None
         self._sweep: list[SeriesKey] = []
         self._alerting: dict[SeriesKey, int] = {}
+        self._bursting: set[str] = set()
+        """Categories alerting as a whole this step: not traffic for the others."""
         self._elevated: set[SeriesKey] = set()
         """Slices with an open cluster episode whose count tested abnormal this step."""
         self._thresholds: dict[str, Thresholds] = {}
