@@ -107,7 +107,7 @@ class CountTests:
                  if k[0] not in spiking or self.episodes.is_open(ekey(STEP, k))}
         out: list[Transition] = []
         for kind, found, window in ((SPIKE, spikes, self.w_spike), (STEP, steps, self.w_step)):
-            chosen = self._choose(found, window_start(now, window))
+            chosen = self._choose(found, window_start(now, window), clustered)
             for key, f in found.items():
                 ek = ekey(kind, key)
                 if key not in chosen and not self.episodes.is_open(ek):
@@ -198,8 +198,8 @@ class CountTests:
                 others_mu = max(mu_all - raw, 0.0)
                 # a category alerting on its own is an incident (or a new nightly
                 # sweep), not traffic: it must not hide another category's outage
-                for other in self._bursting - {cat}:
-                    o = self.series.get((other, d, v))
+                for other in self._bursting:
+                    o = self.series.get((other, d, v)) if other != cat else None
                     mu_o = o.expected_since(start, minutes, offset) if o else None
                     if mu_o is not None:
                         others_n -= o.count_since(start, last)
@@ -267,7 +267,8 @@ class CountTests:
             return None
         return min(mu_c / mu_a, 0.95)
 
-    def _choose(self, found: Mapping[SeriesKey, Finding], start: int) -> set[SeriesKey]:
+    def _choose(self, found: Mapping[SeriesKey, Finding], start: int,
+                clustered: set[SeriesKey]) -> set[SeriesKey]:
         """One signal per incident: a category's overall series wins over its slices;
         otherwise the strongest slice, and further slices only if their events are
         mostly not the chosen ones' (the product that is also an upstream's only)."""
@@ -282,16 +283,16 @@ class CountTests:
                 continue  # our own parser's fault, already alerting as such
             # a slice already alerting, or whose new wordings already alerted as a
             # cluster (the pool that ran dry), takes the spike of the same events
-            clustered = [k for k in self._clustered() if k[0] == cat]
+            its_clusters = [k for k in clustered if k[0] == cat]
             if (cat, "", "") in found:
                 # ... and so does a slice already alerting as a spike (it crossed its
                 # threshold a poll before the category did: the same incident)
-                owners = clustered + [k for k in self._alerting if k[0] == cat and k[1]]
+                owners = its_clusters + [k for k in self._alerting if k[0] == cat and k[1]]
                 if not any(self._holds_most(o, events) for o in owners):
                     chosen.add((cat, "", ""))
                 continue
             keys.sort(key=lambda k: found[k].test.p)
-            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + clustered
+            picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + its_clusters
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
                 if any(self._holds_most(o, mine) for o in picked) \

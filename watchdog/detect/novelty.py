@@ -11,12 +11,11 @@ from datetime import datetime, timedelta
 
 from ..model import Signal
 from ..privacy import mask_text
-from ..rules.normalise import reason_template
 from .common import NEW_TEMPLATE, is_cluster, minutes_of, series_key, window_start
 from .drilldown import contributors
 from .episodes import EpisodeKey, Transition
 from .recent import RecentEvent
-from .templates import Fresh, template_label
+from .templates import Fresh, reason_label, template_label
 
 PARSER_SPREAD = 5
 """An operator_error template across at least this many distributors at once is not
@@ -74,13 +73,7 @@ class TemplateTests:
 
     def _open_clusters(self) -> dict[str, tuple[str, str]]:
         """category -> (dimension, value) of its open cluster episode."""
-        out = {}
-        for ep in self.episodes.items.values():
-            labels = dict(ep.labels)
-            if is_cluster(ep.kind, labels):
-                cat = labels.pop("category")
-                out[cat] = next(iter(labels.items()))
-        return out
+        return {cat: (d, v) for cat, d, v in self._clustered()}
 
     def _mostly_abusers(self, category: str, dims: Sequence[tuple[str, ...]],
                         abusers: set[str]) -> bool:
@@ -192,8 +185,7 @@ class TemplateTests:
     def _of_templates(events: Sequence[RecentEvent], labels: set[str]) -> int:
         """How many events have one of these templates (as labelled: an alert outlives
         its template's newness)."""
-        return sum(1 for e in events
-                   if e.reason and template_label(reason_template(e.reason)) in labels)
+        return sum(1 for e in events if e.reason and reason_label(e.reason) in labels)
 
     def _parser_suspect(self, category: str, f: Fresh) -> bool:
         i = self._dim_index.get("distributor")

@@ -38,6 +38,13 @@ def template_label(template: str) -> str:
     return mask_text(template[:80])
 
 
+@lru_cache(maxsize=8192)
+def reason_label(reason: str) -> str:
+    """The label of a reason's template. Cached: an open alert matches the events of a
+    trailing window against its label at every poll, the same events poll after poll."""
+    return template_label(reason_template(reason))
+
+
 def wording(template: str, names: Iterable[str] = ()) -> str:
     """What a template says, without how it is wrapped: leading labels, trailing
     punctuation and the names of the event's own slice (its product, carrier, province)
