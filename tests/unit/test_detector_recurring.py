@@ -146,3 +146,30 @@ def test_a_baseline_saved_before_recurrence_loads() -> None:
     v1 = bytes([1]) + b.to_bytes()[1:]         # format 1: the same, no recurrences after
     old = Baseline.from_bytes(v1)
     assert old.recur == {} and old.day[7] == b.day[7] and old.flat == b.flat
+
+
+def _learn_day(b: Baseline, day: int, per_slot: dict[int, float], frozen: set[int]) -> None:
+    """One day of settled slots and hours: `per_slot` events a slot by hour (else 1)."""
+    for hour in range(24):
+        n = per_slot.get(hour, 1.0)
+        for k in range(SLOTS_PER_DAY // 24):
+            b.learn_slot(day * SLOTS_PER_DAY + hour * SLOTS_PER_DAY // 24 + k, n,
+                         hour in frozen)
+        b.learn_hour(day * 24 + hour, n * SLOTS_PER_DAY // 24, hour in frozen)
+
+
+def test_a_recurring_hour_is_expected_at_its_hour_only() -> None:
+    """From a cold start, a break at 13:00 three days running (the series alerting, so
+    frozen) is learned as that hour's routine; it must not become the expectation of
+    every other hour through the flat fallback. The soak's upstream breaking at 13:00
+    and 01:00 every day lost its third 01:00 alert that way: 4.6 expected a minute."""
+    b = Baseline()
+    for day in range(RECUR_DAYS):
+        burst = {13: 50.0} | ({1: 50.0} if day else {})
+        _learn_day(b, day, burst, frozen=set(burst))
+    normal = 1.0 / SLOT_MINUTES
+    night = b.hour_rate(RECUR_DAYS * 24 + 1)
+    assert night is not None and night < 3 * normal      # before: 8.6 a minute
+    for day in (RECUR_DAYS, RECUR_DAYS - 1 + 7):   # the routine from the next day on, and
+        noon = b.hour_rate(day * 24 + 13)          # on the weekday it was learned on
+        assert noon is not None and noon > 5, day

@@ -18,9 +18,10 @@ accepted after a sustained step (observations are learned divided by it).
 Except for what recurs: a slot of the day (or an hour of the day) above its clip on
 `RECUR_DAYS` days in a row (the neighbouring slot or hour counts as the same) is a new
 daily pattern, say a nightly job swept from one day on, not an incident. It is learned as
-it is, at `RECUR_ALPHA`, frozen or not, and a recurring hour is learned for every day of
-the week. Without this the clip and the freeze kept such a burst from ever being learned:
-it alerted every night.
+it is, at `RECUR_ALPHA`, frozen or not, and a recurring hour is learned (and read) for
+every day of the week, but not into the flat fallback, which stands for every hour.
+Without this the clip and the freeze kept such a burst from ever being learned: it
+alerted every night.
 """
 
 from __future__ import annotations
@@ -178,17 +179,20 @@ class Baseline:
         h = hour_of_week(local_hour)
         n = self.week_n[h]
         if recurring:
-            # a daily pattern: every day of the week's hour learns it
+            # a daily pattern: every day of the week's hour learns it, and is read from
+            # now on (not after two weeks of that weekday)
             for d in range(7):
                 w = d * 24 + h % 24
                 self.week[w] += max(WEEK_ALPHA, RECUR_ALPHA) * (x / 60 - self.week[w])
+                self.week_n[w] = max(self.week_n[w], WARM_WEEK)
         else:
             wx = min(x, _cap(self.week[h] * 60, self.dispersion)) if n >= WARM_WEEK else x
             a = max(1.0 / (n + 1), WEEK_ALPHA)
             self.week[h] += a * (wx / 60 - self.week[h])
-        self.week_n[h] = min(255, n + 1)
-        fx = x if recurring or self.flat_n < WARM_FLAT \
-            else min(x, _cap(self.flat * 60, self.dispersion))
+        self.week_n[h] = min(255, max(n + 1, self.week_n[h]))
+        # the flat fallback stands for every hour: a pattern of one hour is not learned
+        # into it (a break recurring at 13:00 raised the expectation at 01:00 to its level)
+        fx = x if self.flat_n < WARM_FLAT else min(x, _cap(self.flat * 60, self.dispersion))
         a = max(1.0 / (self.flat_n + 1), FLAT_ALPHA)
         self.flat += a * (fx / 60 - self.flat)
         self.flat_n = min(65535, self.flat_n + 1)
