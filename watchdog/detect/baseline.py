@@ -178,6 +178,7 @@ class Baseline:
             return
         h = hour_of_week(local_hour)
         n = self.week_n[h]
+        self.week_n[h] = min(255, n + 1)
         if recurring:
             # a daily pattern: every day of the week's hour learns it, and is read from
             # now on (not after two weeks of that weekday)
@@ -189,7 +190,6 @@ class Baseline:
             wx = min(x, _cap(self.week[h] * 60, self.dispersion)) if n >= WARM_WEEK else x
             a = max(1.0 / (n + 1), WEEK_ALPHA)
             self.week[h] += a * (wx / 60 - self.week[h])
-        self.week_n[h] = min(255, max(n + 1, self.week_n[h]))
         # the flat fallback stands for every hour: a pattern of one hour is not learned
         # into it (a break recurring at 13:00 raised the expectation at 01:00 to its level)
         fx = x if self.flat_n < WARM_FLAT else min(x, _cap(self.flat * 60, self.dispersion))

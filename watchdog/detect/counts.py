@@ -199,7 +199,9 @@ class CountTests:
                 # a category alerting on its own is an incident (or a new nightly
                 # sweep), not traffic: it must not hide another category's outage
                 for other in self._bursting:
-                    o = self.series.get((other, d, v)) if other != cat else None
+                    if other == cat:
+                        continue
+                    o = self.series.get((other, d, v))
                     mu_o = o.expected_since(start, minutes, offset) if o else None
                     if mu_o is not None:
                         others_n -= o.count_since(start, last)
