@@ -39,6 +39,9 @@ log = structlog.get_logger("watchdog.daemon")
 MAX_BACKOFF = timedelta(minutes=5)
 RULES_WATCH_SECONDS = 5
 FINAL_DELIVERY_SECONDS = 5.0
+# The main thread wakes this often to run the handlers of signals the kernel delivered
+# to another thread (see run_daemon).
+SIGNAL_WAKE_SECONDS = 0.5
 """How long a stopping leader waits for due notifications before it lets go."""
 
 
@@ -187,14 +190,20 @@ def run_daemon(parts: Parts, lease: Lease, *, stop: threading.Event | None = Non
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         def on_hangup(*_: object) -> None:
-            scheduler.add_job(rules_watch.force)
-            scheduler.add_job(reload_channels, args=[parts])
+            # One-shot jobs: run however late the scheduler gets to them (the default
+            # grace of 1 s would drop a reload on a busy host).
+            scheduler.add_job(rules_watch.force, misfire_grace_time=None)
+            scheduler.add_job(reload_channels, args=[parts], misfire_grace_time=None)
 
         signal.signal(signal.SIGHUP, on_hangup)
 
     scheduler.start()
     try:
-        stop.wait()
+        # Not one blocking stop.wait(): the kernel may deliver a signal to any thread (the
+        # scheduler's, the HTTP server's), and Python runs its handler only when the main
+        # thread next executes bytecode, which a thread blocked on a lock never does.
+        while not stop.wait(SIGNAL_WAKE_SECONDS):
+            pass
         log.info("stopping")
     finally:
         # Waits for the running jobs: a poll ends after the page it is committing.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import socket
 import threading
 import time
@@ -31,6 +33,20 @@ def metric_samples(port: int) -> Iterator[tuple[str, dict[str, str], float]]:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             yield s.name, s.labels, s.value
+
+
+def signal_a_worker_thread(pid: int, signum: int) -> None:
+    """Send `signum` to one of `pid`'s threads other than its main one (Linux tgkill).
+
+    The kernel picks the receiving thread of a process-wide signal itself; this makes
+    the case a daemon must survive (its handler runs only in the main thread) certain.
+    """
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    assert tids, f"process {pid} runs no thread besides its main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tids[0], signum) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str,

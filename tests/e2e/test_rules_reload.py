@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.helpers import free_port, metric_samples, wait_for
+from tests.e2e.helpers import free_port, metric_samples, signal_a_worker_thread, wait_for
 from tests.integration.orderdb import insert, orders_table, row
 from watchdog.rules import load_rules
 
@@ -121,15 +121,24 @@ logging:
         assert "rules_reload_refused" in text and "complience" in text
         assert "site-rules.yaml:" in text  # file:line of the problem
 
-        # SIGHUP forces a reload: still broken, so one more refusal.
+        # SIGHUP forces a reload: still broken, so one more refusal. The same when the
+        # kernel hands the signal to a worker thread rather than the main one.
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: reload_errors(port) == 2, 60, "the refused forced reload", log)
+        signal_a_worker_thread(proc.pid, signal.SIGHUP)
+        wait_for(lambda: reload_errors(port) == 3, 60,
+                 "the refused reload forced through a worker thread", log)
         assert version(port) == v2
 
         write_rules(site, RULE.format(category="supply_shortage"), 3)
         v3 = load_rules([site]).version
         wait_for(lambda: version(port) == v3, 60, "the fixed rules", log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
+
+        # SIGTERM through a worker thread stops the daemon as cleanly.
+        signal_a_worker_thread(proc.pid, signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
         engine.dispose()
