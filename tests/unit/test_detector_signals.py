@@ -194,6 +194,23 @@ def test_a_parser_faults_own_spike_is_its_alert(warm, grows: str, alerts: list[s
     assert firing(out, "new_template")[0].signal.labels["category"] == "system_fault"
 
 
+def test_a_parser_fault_and_its_spike_crossing_at_one_poll_are_one_alert(warm) -> None:
+    """The form breaks at once: the parser's wording across many distributors reaches
+    its template count and a spike of operator_error at the same poll. One incident,
+    one alert: the parser fault, which the spike's events belong to."""
+    d, s, t = fresh(warm)
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k != 2:
+            return []
+        return [s.ev("operator_error", at - timedelta(seconds=1 + i), NEW,
+                     distributor=f"X{i % 6}") for i in range(25)]
+
+    out, _ = run(d, s, t, 4, extra=extra)
+    assert [(x.signal.kind, x.signal.labels["category"]) for x in out
+            if x.status == "firing"] == [("new_template", "system_fault")]
+
+
 def test_a_parser_fault_stays_open_while_its_template_goes_on(warm) -> None:
     """The parser fault goes on for an hour at 4 a minute: its template is known after
     half an hour, but the alert stays open until it stops, and the operator_error shift

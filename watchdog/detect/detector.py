@@ -230,8 +230,10 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         if learning:
             return []
         # each test sees what the ones before it opened: new wordings of a category that
-        # spikes at this very poll are that spike's, not a second alert
-        out = self._tracked(self._counts(now, nowm, offset, learn_until, keep_from))
+        # spikes at this very poll are that spike's, not a second alert; a spike of what
+        # our own parser broke at this very poll is the parser fault's
+        out = self._tracked(self._parser_faults(now, nowm))
+        out += self._tracked(self._counts(now, nowm, offset, learn_until, keep_from))
         out += self._tracked(self._new_templates(now, nowm, expired))
         out += self._tracked(self._silences(now, nowm, offset))
         out += self._tracked(self._volumes(now, nowm))

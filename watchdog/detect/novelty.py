@@ -37,28 +37,13 @@ class TemplateTests:
                 if now - t < timedelta(minutes=self.templates.window)}
             open_clusters = self._open_clusters()
             abusers = set(self._volume_open()) if self.volumes is not None else set()
-            for f in self.templates.fresh.values():
-                if len(f.minutes) < cfg.min_count:
-                    continue
+            for f in self._fresh_at_min_count():
                 category = f.categories.most_common(1)[0][0]
                 parser = self._parser_suspect(category, f)
                 if not parser and (category in busy or category in open_clusters
                                    or self._mostly_abusers(category, f.dims, abusers)):
                     continue
-                labels = {"category": category, "template": template_label(f.template)}
-                if parser:
-                    # routed as what it is, our own fault; the rules' verdict stays visible
-                    labels = {"category": PARSER_FAULT, "template": labels["template"],
-                              "classified_as": category}
-                sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
-                             (nowm - f.first_seen + 1) * 60.0, "warning",
-                             float(len(f.minutes)))
-                live.add((NEW_TEMPLATE, tuple(sorted(labels.items()))))
-                if self.paused and self._template_paused(sig, f):
-                    continue
-                t = self.episodes.fire(sig, now, lambda s, f=f: self._template_detail(s, f))
-                if t:
-                    out.append(t)
+                out += self._fire_template(f, category, parser, now, nowm, live)
             out += self._clusters(now, nowm, busy, live, open_clusters, abusers)
         resolve_after = self.cfg.resolve_after or timedelta(minutes=minutes_of(cfg.window))
         for ekey, ep in list(self.episodes.items.items()):
@@ -70,6 +55,41 @@ class TemplateTests:
                 if t:
                     out.append(t)
         return out
+
+    def _parser_faults(self, now: datetime, nowm: int) -> list[Transition]:
+        """Our own parser's faults, tested before the counts: a form that breaks at once
+        brings its wording's count and a spike of the rules' category at the same poll,
+        and the spike's events are the parser fault's (counts.py folds them into it).
+        `_new_templates` tests them again in its turn: an open episode does not re-fire."""
+        cfg = self.cfg.templates
+        if not cfg.enabled or not self.templates.warm(nowm, minutes_of(cfg.learn_for)):
+            return []
+        out: list[Transition] = []
+        for f in self._fresh_at_min_count():
+            category = f.categories.most_common(1)[0][0]
+            if self._parser_suspect(category, f):
+                out += self._fire_template(f, category, True, now, nowm, set())
+        return out
+
+    def _fresh_at_min_count(self) -> list[Fresh]:
+        n = self.cfg.templates.min_count
+        return [f for f in self.templates.fresh.values() if len(f.minutes) >= n]
+
+    def _fire_template(self, f: Fresh, category: str, parser: bool, now: datetime,
+                       nowm: int, live: set[EpisodeKey]) -> list[Transition]:
+        """Fire (or grow) the new-template episode of `f`; its key goes into `live`."""
+        labels = {"category": category, "template": template_label(f.template)}
+        if parser:
+            # routed as what it is, our own fault; the rules' verdict stays visible
+            labels = {"category": PARSER_FAULT, "template": labels["template"],
+                      "classified_as": category}
+        sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
+                     (nowm - f.first_seen + 1) * 60.0, "warning", float(len(f.minutes)))
+        live.add((NEW_TEMPLATE, tuple(sorted(labels.items()))))
+        if self.paused and self._template_paused(sig, f):
+            return []
+        t = self.episodes.fire(sig, now, lambda s: self._template_detail(s, f))
+        return [t] if t else []
 
     def _open_clusters(self) -> dict[str, tuple[str, str]]:
         """category -> (dimension, value) of its open cluster episode."""
