@@ -145,3 +145,72 @@ def test_orders_land_in_their_minute_of_creation_or_spread_without_one():
     assert total == {m - 3: 5, m: 2 + 2, m + 1: 2, m + 2: 2, m + 3: 2}
     # No carrier is admitted to the top K yet: both are pooled in "other", minute by minute.
     assert d.series[(ORDERS, "carrier", "other")].buckets == total
+
+
+
+def _tail_minute(rng: Random, now: datetime, extra: int = 0, base: float = 0.0,
+                 small: str | None = None) -> list[Classified]:
+    """8 cancellations a minute, 98% of them from four big distributors, plus `base` a
+    minute of 中国联通's system faults from those; `extra` system faults of 中国联通
+    from the long tail of small distributors (pooled as `other`), or from `small` alone."""
+    picks = [(rng.choices(list(MIX), list(MIX.values()))[0], rng.choice(CARRIERS),
+              f"big{rng.randrange(4)}" if rng.random() < 0.98 else f"small{rng.randrange(200)}")
+             for _ in range(sum(rng.random() < 0.5 for _ in range(16)))]
+    picks += [("system_fault", "中国联通", f"big{rng.randrange(4)}")] * sum(
+        rng.random() < base / 4 for _ in range(4))
+    picks += [("system_fault", "中国联通", small or f"small{rng.randrange(200)}")
+              for _ in range(extra)]
+    out = []
+    for i, (cat, carrier, dist) in enumerate(picks):
+        t = now - timedelta(seconds=rng.uniform(0, 59))
+        c = Cancellation(f"{now.timestamp()}-{i}", "已撤单", f"原因{cat}", t, t,
+                         {"carrier": carrier, "distributor": dist})
+        out.append(Classified(c, Verdict(cat, "r")))
+    return out
+
+
+def _tail_incident(base: float, per_minute: int, minutes: int, small: str | None = None
+                   ) -> tuple[list, datetime]:
+    """Four days of `_tail_minute` learned, then the incident; (transitions, its end)."""
+    d = Detector(DetectConfig.model_validate({"top_k": {"distributor": 4}}),
+                 ["carrier", "distributor"])
+    rng = Random(1)
+    now = START
+    while now < START + timedelta(days=4):
+        d.observe(_tail_minute(rng, now, base=base), now, learning=True)
+        if now.minute % 15 == 0:
+            d.step(now, learning=True)
+        now += timedelta(minutes=1)
+    d.step(now, learning=True)
+    out, end = [], now + timedelta(minutes=minutes)
+    for _ in range(minutes + 15):
+        d.observe(_tail_minute(rng, now, per_minute if now < end else 0, base, small), now)
+        out += d.step(now)
+        now += timedelta(minutes=1)
+    return out, end
+
+
+@pytest.mark.parametrize(("base", "per_minute", "minutes"), [(0.0, 6, 2), (2.0, 2, 20)])
+def test_a_named_slice_labels_the_alert_before_the_pooled_other(
+        base: float, per_minute: int, minutes: int) -> None:
+    """A carrier's outage over the long tail of distributors crosses the pooled
+    `distributor=other` first (its baseline is tiny). The alert is the carrier's:
+    `other` names no one, and routes match on the carrier. And it stays one alert while
+    the outage lasts, though the carrier's own series (busy with its usual faults,
+    `base`) does not cross its threshold: the pooled series it holds still does (before,
+    it resolved and fired again every few minutes)."""
+    out, end = _tail_incident(base, per_minute, minutes)
+    assert [(t.status, t.signal.labels) for t in out if t.status != "updated"] == [
+        (status, {"category": "system_fault", "carrier": "中国联通"})
+        for status in ("firing", "resolved")]
+    assert out[-1].signal.at >= end
+
+
+def test_one_pooled_distributors_incident_keeps_its_own_name() -> None:
+    """The same faults from one small distributor alone are that distributor's (a form
+    bug): the pooled slice alerts, its drill-down naming the distributor (beside the
+    carrier, which holds them all too)."""
+    out, _ = _tail_incident(0.0, 6, 2, small="small7")
+    fired = [t.signal for t in out if t.status == "firing"]
+    assert [s.labels for s in fired] == [{"category": "system_fault", "distributor": "other"}]
+    assert ("distributor", "small7") in [(c.dimension, c.value) for c in fired[0].contributors]

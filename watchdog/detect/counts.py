@@ -5,6 +5,7 @@ A mixin of `Detector` (its state lives there); split out because it is the large
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -107,7 +108,19 @@ class CountTests:
                  if k[0] not in spiking or self.episodes.is_open(ekey(STEP, k))}
         out: list[Transition] = []
         for kind, found, window in ((SPIKE, spikes, self.w_spike), (STEP, steps, self.w_step)):
-            chosen = self._choose(found, window_start(now, window), clustered)
+            chosen, holders = self._choose(found, window_start(now, window), clustered)
+            # an open alert holding a series that fires now is not over (its incident
+            # crossed the threshold elsewhere first): it must not resolve meanwhile
+            abnormal.update((kind, k) for k in holders)
+            for pooled in [k for k in chosen if k[2] == OTHER]:
+                if self.episodes.is_open(ekey(kind, pooled)):
+                    continue
+                named = self._named_for_pooled(found[pooled], now, nowm, offset, learn_until,
+                                               keep_from, window)
+                if named is not None:
+                    chosen.discard(pooled)
+                    chosen.add(named.key)
+                    found[named.key] = named
             for key, f in found.items():
                 ek = ekey(kind, key)
                 if key not in chosen and not self.episodes.is_open(ek):
@@ -269,12 +282,59 @@ class CountTests:
             return None
         return min(mu_c / mu_a, 0.95)
 
+    def _named_for_pooled(self, f: Finding, now: datetime, nowm: int, offset: int,
+                          learn_until: int, keep_from: int, window: int) -> Finding | None:
+        """A pooled `other` slice that fires for events mostly of one named value of
+        another dimension (a carrier's outage over the long tail of distributors) alerts
+        as that value's slice, with that slice's own count and expectation over the same
+        window: `other` names no one, and routes match on the carrier. None when no named
+        value holds at least half of the events, or when one pooled value does (a small
+        distributor's form bug is that distributor's, which the drill-down names)."""
+        cat, dim, _ = f.key
+        w = f.window or window
+        start = window_start(now, w)
+        events = [e for e in self.recent.window(cat, start) if self._matches(e, f.key)]
+        own = Counter(e.dims[self._dim_index[dim]] for e in events).most_common(1)
+        if own and 2 * own[0][1] >= len(events):
+            return None
+        best: tuple[int, SeriesKey] | None = None
+        for d, i in self._dim_index.items():
+            tk = self.topk.get(d)
+            if d == dim or tk is None:
+                continue
+            counts: dict[str, int] = {}
+            for e in events:
+                if e.dims[i] in tk.admitted:
+                    counts[e.dims[i]] = counts.get(e.dims[i], 0) + 1
+            for v, n in counts.items():
+                if 2 * n >= len(events) and (best is None or n > best[0]) \
+                        and (cat, d, v) in self.series:
+                    best = (n, (cat, d, v))
+        if best is None:
+            return None
+        key = best[1]
+        s = self.series[key]
+        n = int(s.count_since(start, nowm))
+        raw = s.expected_since(start, w, offset)
+        if raw is None:
+            return None
+        g = self._traffic(key, start, nowm, w, offset, learn_until, keep_from, n, raw)
+        th = self._slice_threshold(cat) if f.window else self._threshold(cat)
+        test = count_test(n, raw * g, s.baseline.dispersion, th)
+        return Finding(key, replace(test, fires=True), f.window)
+
     def _choose(self, found: Mapping[SeriesKey, Finding], start: int,
-                clustered: set[SeriesKey]) -> set[SeriesKey]:
+                clustered: set[SeriesKey]) -> tuple[set[SeriesKey], set[SeriesKey]]:
         """One signal per incident: a category's overall series wins over its slices;
         otherwise the strongest slice, and further slices only if their events are
-        mostly not the chosen ones' (the product that is also an upstream's only)."""
+        mostly not the chosen ones' (the product that is also an upstream's only). A
+        pooled `other` slice comes after every named one: it names no one and no route
+        matches it (an outage over the long tail of distributors is its carrier's).
+
+        Returns the chosen keys, and the open alerts' keys that held a series found now.
+        """
         chosen: set[SeriesKey] = set()
+        holders: set[SeriesKey] = set()
         by_cat: dict[str, list[SeriesKey]] = {}
         for key in found:
             by_cat.setdefault(key[0], []).append(key)
@@ -290,19 +350,22 @@ class CountTests:
                 # ... and so does a slice already alerting as a spike (it crossed its
                 # threshold a poll before the category did: the same incident)
                 owners = its_clusters + [k for k in self._alerting if k[0] == cat and k[1]]
-                if not any(self._holds_most(o, events) for o in owners):
+                held = [o for o in owners if self._holds_most(o, events)]
+                holders.update(held)
+                if not held:
                     chosen.add((cat, "", ""))
                 continue
-            keys.sort(key=lambda k: found[k].test.p)
+            keys.sort(key=lambda k: (k[2] == OTHER, found[k].test.p))
             picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + its_clusters
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
-                if any(self._holds_most(o, mine) for o in picked) \
-                        or self._mostly_parser(mine, parser):
+                held = [o for o in picked if self._holds_most(o, mine)]
+                holders.update(o for o in held if o in self._alerting)
+                if held or self._mostly_parser(mine, parser):
                     continue
                 picked.append(key)
             chosen.update(k for k in picked if k not in clustered or k in self._alerting)
-        return chosen
+        return chosen, holders
 
     def _holds_most(self, owner: SeriesKey, events: list[RecentEvent]) -> bool:
         """At least half of `events` are the incident `owner` alerts for: its slice's, or
@@ -391,7 +454,9 @@ class CountTests:
                 mu *= tk.pooled_share(value)
             return mu * factor
 
-        contribs = contributors(events, self.dims, d, sig.observed, sig.expected, expected_for)
+        # a pooled slice's own dimension is drilled into too: which of the pooled values
+        contribs = contributors(events, self.dims, "" if key[2] == OTHER else d,
+                                sig.observed, sig.expected, expected_for)
         top = contribs[0] if contribs else None
         what = f"{cat}" + (f" ({d} {key[2]})" if d else "")
         text = (f"{sig.kind}: {what} {sig.observed:g} in {window} min, expected "
