@@ -39,10 +39,10 @@ log = structlog.get_logger("watchdog.daemon")
 MAX_BACKOFF = timedelta(minutes=5)
 RULES_WATCH_SECONDS = 5
 FINAL_DELIVERY_SECONDS = 5.0
-# The main thread wakes this often to run the handlers of signals the kernel delivered
-# to another thread (see run_daemon).
-SIGNAL_WAKE_SECONDS = 0.5
 """How long a stopping leader waits for due notifications before it lets go."""
+SIGNAL_WAKE_SECONDS = 0.5
+"""How often the main thread wakes to run the handlers of signals the kernel delivered to
+another thread (see run_daemon)."""
 
 
 def utcnow() -> datetime:
