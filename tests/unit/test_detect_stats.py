@@ -114,6 +114,22 @@ def test_baseline_learning_clips_outliers() -> None:
     assert b.day[0] < 5.0
 
 
+def test_an_incident_hour_is_no_dispersion_sample() -> None:
+    """An hour above the clip is an incident (or a new pattern, learned as such), not
+    the series' usual spread: it leaves the dispersion as it was. Before, each one
+    raised it, and a young series' tests went deaf (docs/detection.md, the cold-start
+    repeat case: a signature break 21 minutes late)."""
+    rng = Random(3)
+    b = Baseline()
+    for h in range(24):
+        b.learn_hour(h, float(sum(rng.random() < 0.5 for _ in range(240))))  # ~120 an hour
+    usual = b.dispersion
+    b.learn_hour(24, 600.0)
+    assert b.dispersion == usual
+    b.learn_hour(25, 150.0)  # within the usual spread: still learned
+    assert b.dispersion != usual
+
+
 def test_baseline_round_trips_bytes() -> None:
     b = Baseline()
     b.learn_hour(5, 120.0)

@@ -12,7 +12,9 @@ Three profiles are learned side by side, each an exponentially weighted mean of 
 
 Learning is robust: once a slot is warm, an observation above mean + 4 sd is clipped
 before it is learned, so one incident cannot teach the baseline that incidents are
-normal. The caller freezes learning while a series is alerting. `scale` carries a level
+normal, nor is such an hour a sample of the series' dispersion (each incident hour
+learned while young made the series' tests deafer). The caller freezes learning while a
+series is alerting. `scale` carries a level
 accepted after a sustained step (observations are learned divided by it).
 
 Except for what recurs: a slot of the day (or an hour of the day) above its clip on
@@ -166,12 +168,12 @@ class Baseline:
         if before is not None:
             hod = local_hour % 24
             near = tuple(HOUR_KEYS + (hod + k) % 24 for k in (-1, 0, 1))
-            recurring = x > _cap(before * 60 / self.scale, self.dispersion) \
-                and self._recurs(HOUR_KEYS + hod, local_hour // 24, near)
+            above = x > _cap(before * 60 / self.scale, self.dispersion)
+            recurring = above and self._recurs(HOUR_KEYS + hod, local_hour // 24, near)
             if frozen and not recurring:
                 return
             sample = dispersion_sample(count, before * 60)
-            if sample is not None and not recurring:
+            if sample is not None and not above:
                 sample = min(max(sample, 0.0), MAX_DISPERSION)
                 self.dispersion += DISP_ALPHA * (sample - self.dispersion)
         elif frozen:
