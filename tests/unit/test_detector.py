@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from random import Random
 
@@ -33,10 +34,12 @@ def _events(rng: Random, now: datetime, per_min: float, extra: list[tuple[str, s
     return out
 
 
-def _warm(d: Detector, rng: Random, days: int = 4) -> datetime:
+def _warm(d: Detector, rng: Random, days: int = 4,
+          minute: Callable[[Random, datetime], list[Classified]] | None = None) -> datetime:
+    """`days` of `minute`'s traffic (default `_events` at 8 a minute) learned; the end."""
     now = START
     while now < START + timedelta(days=days):
-        d.observe(_events(rng, now, 8), now, learning=True)
+        d.observe(minute(rng, now) if minute else _events(rng, now, 8), now, learning=True)
         if now.minute % 15 == 0:
             d.step(now, learning=True)
         now += timedelta(minutes=1)
@@ -175,13 +178,7 @@ def _tail_incident(base: float, per_minute: int, minutes: int, small: str | None
     d = Detector(DetectConfig.model_validate({"top_k": {"distributor": 4}}),
                  ["carrier", "distributor"])
     rng = Random(1)
-    now = START
-    while now < START + timedelta(days=4):
-        d.observe(_tail_minute(rng, now, base=base), now, learning=True)
-        if now.minute % 15 == 0:
-            d.step(now, learning=True)
-        now += timedelta(minutes=1)
-    d.step(now, learning=True)
+    now = _warm(d, rng, minute=lambda r, t: _tail_minute(r, t, base=base))
     out, end = [], now + timedelta(minutes=minutes)
     for _ in range(minutes + 15):
         d.observe(_tail_minute(rng, now, per_minute if now < end else 0, base, small), now)

@@ -14,8 +14,8 @@ Learning is robust: once a slot is warm, an observation above mean + 4 sd is cli
 before it is learned, so one incident cannot teach the baseline that incidents are
 normal, nor is such an hour a sample of the series' dispersion (each incident hour
 learned while young made the series' tests deafer). The caller freezes learning while a
-series is alerting. `scale` carries a level
-accepted after a sustained step (observations are learned divided by it).
+series is alerting. `scale` carries a level accepted after a sustained step
+(observations are learned divided by it).
 
 Except for what recurs: a slot of the day (or an hour of the day) above its clip on
 `RECUR_DAYS` days in a row (the neighbouring slot or hour counts as the same) is a new

@@ -302,10 +302,7 @@ class CountTests:
             tk = self.topk.get(d)
             if d == dim or tk is None:
                 continue
-            counts: dict[str, int] = {}
-            for e in events:
-                if e.dims[i] in tk.admitted:
-                    counts[e.dims[i]] = counts.get(e.dims[i], 0) + 1
+            counts = Counter(e.dims[i] for e in events if e.dims[i] in tk.admitted)
             for v, n in counts.items():
                 if 2 * n >= len(events) and (best is None or n > best[0]) \
                         and (cat, d, v) in self.series:
@@ -331,7 +328,8 @@ class CountTests:
         pooled `other` slice comes after every named one: it names no one and no route
         matches it (an outage over the long tail of distributors is its carrier's).
 
-        Returns the chosen keys, and the open alerts' keys that held a series found now.
+        Returns the chosen keys, and the keys that held a series found now (an open
+        alert's, or one chosen before it at this poll: found itself, so never resolving).
         """
         chosen: set[SeriesKey] = set()
         holders: set[SeriesKey] = set()
@@ -360,7 +358,7 @@ class CountTests:
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
                 held = [o for o in picked if self._holds_most(o, mine)]
-                holders.update(o for o in held if o in self._alerting)
+                holders.update(held)
                 if held or self._mostly_parser(mine, parser):
                     continue
                 picked.append(key)

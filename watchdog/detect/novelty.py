@@ -13,7 +13,7 @@ from ..model import Signal
 from ..privacy import mask_text
 from .common import NEW_TEMPLATE, is_cluster, minutes_of, series_key, window_start
 from .drilldown import contributors
-from .episodes import EpisodeKey, Transition
+from .episodes import EpisodeKey, Transition, episode_key
 from .recent import RecentEvent
 from .templates import Fresh, reason_label, template_label
 
@@ -43,7 +43,10 @@ class TemplateTests:
                 if not parser and (category in busy or category in open_clusters
                                    or self._mostly_abusers(category, f.dims, abusers)):
                     continue
-                out += self._fire_template(f, category, parser, now, nowm, live)
+                sig = self._template_signal(f, category, parser, nowm, now)
+                live.add(episode_key(sig))
+                if not parser:  # fired before the counts (_parser_faults)
+                    out += self._fire_template(sig, f)
             out += self._clusters(now, nowm, busy, live, open_clusters, abusers)
         resolve_after = self.cfg.resolve_after or timedelta(minutes=minutes_of(cfg.window))
         for ekey, ep in list(self.episodes.items.items()):
@@ -60,7 +63,7 @@ class TemplateTests:
         """Our own parser's faults, tested before the counts: a form that breaks at once
         brings its wording's count and a spike of the rules' category at the same poll,
         and the spike's events are the parser fault's (counts.py folds them into it).
-        `_new_templates` tests them again in its turn: an open episode does not re-fire."""
+        `_new_templates` keeps their episodes live in its turn."""
         cfg = self.cfg.templates
         if not cfg.enabled or not self.templates.warm(nowm, minutes_of(cfg.learn_for)):
             return []
@@ -68,27 +71,29 @@ class TemplateTests:
         for f in self._fresh_at_min_count():
             category = f.categories.most_common(1)[0][0]
             if self._parser_suspect(category, f):
-                out += self._fire_template(f, category, True, now, nowm, set())
+                out += self._fire_template(self._template_signal(f, category, True, nowm, now), f)
         return out
 
     def _fresh_at_min_count(self) -> list[Fresh]:
         n = self.cfg.templates.min_count
         return [f for f in self.templates.fresh.values() if len(f.minutes) >= n]
 
-    def _fire_template(self, f: Fresh, category: str, parser: bool, now: datetime,
-                       nowm: int, live: set[EpisodeKey]) -> list[Transition]:
-        """Fire (or grow) the new-template episode of `f`; its key goes into `live`."""
+    @staticmethod
+    def _template_signal(f: Fresh, category: str, parser: bool, nowm: int,
+                         now: datetime) -> Signal:
         labels = {"category": category, "template": template_label(f.template)}
         if parser:
             # routed as what it is, our own fault; the rules' verdict stays visible
             labels = {"category": PARSER_FAULT, "template": labels["template"],
                       "classified_as": category}
-        sig = Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
-                     (nowm - f.first_seen + 1) * 60.0, "warning", float(len(f.minutes)))
-        live.add((NEW_TEMPLATE, tuple(sorted(labels.items()))))
+        return Signal(NEW_TEMPLATE, labels, now, True, float(len(f.minutes)), 0.0,
+                      (nowm - f.first_seen + 1) * 60.0, "warning", float(len(f.minutes)))
+
+    def _fire_template(self, sig: Signal, f: Fresh) -> list[Transition]:
+        """Fire (or grow) the new-template episode of `f`, unless it is paused."""
         if self.paused and self._template_paused(sig, f):
             return []
-        t = self.episodes.fire(sig, now, lambda s: self._template_detail(s, f))
+        t = self.episodes.fire(sig, sig.at, lambda s: self._template_detail(s, f))
         return [t] if t else []
 
     def _open_clusters(self) -> dict[str, tuple[str, str]]:
