@@ -164,3 +164,51 @@ def test_errors_after_a_burst_across_the_baselines_hour_cliff_are_quiet(warm_cli
 def test_a_real_burst_of_errors_after_the_cliff_still_fires(warm_cliff) -> None:
     fired = _run_cliff(warm_cliff, burst=False, errors=12)
     assert [t.signal.labels for t in fired] == [{"category": "operator_error", "product": NEW}]
+
+
+# --- a busy slice with a mix of its own -----------------------------------------------
+# The soak schedule from a cold start (2026-12-03): stage=precheck cancels ~20 a minute,
+# 2% of them system faults, where the platform's share is 5%. A slice with little history
+# expects the platform's mix of whatever else it cancels now, so precheck expected 5% of
+# its operator errors as faults: a repeated upstream break there alerted 14 minutes late.
+
+BIG = "pbig"
+BIG_MIX = {"operator_error": 0.995, "system_fault": 0.005}
+
+
+def _with_big(rng: Random, now: datetime) -> list[Classified]:
+    """The normal stream at 40 a minute (3% system faults) plus BIG's 20 (0.5%)."""
+    n = sum(1 for _ in range(40) if rng.random() < 0.5)
+    return _normal(rng, now, 40) + [
+        _event(f"g{now.timestamp()}-{k}", rng.choices(list(BIG_MIX), list(BIG_MIX.values()))[0],
+               BIG, now - timedelta(seconds=rng.uniform(1, 59))) for k in range(n)]
+
+
+@pytest.fixture(scope="module")
+def warm_big() -> tuple[Detector, datetime]:
+    d = Detector(DetectConfig(), ["product"])
+    rng = Random(21)
+    now = START
+    while now < START + timedelta(days=1):  # young: flat baselines, no seasonal profile yet
+        d.observe(_with_big(rng, now), now, learning=True)
+        if now.minute % 15 == 0:
+            d.step(now, learning=True)
+        now += timedelta(minutes=1)
+    d.step(now, learning=True)
+    return d, now
+
+
+def test_a_busy_slice_is_judged_by_its_own_mix(warm_big) -> None:
+    """BIG's faults at 3 a minute: x30 its own rate, x7 the platform's share of its other
+    cancellations. The fault of a slice that cancels a lot, but rarely for this reason,
+    alerts within two polls (judged by the platform's mix, not in three)."""
+    d, now = copy.deepcopy(warm_big[0]), warm_big[1]
+    rng = Random(22)
+    fired = []
+    for minute in range(2):  # two polls
+        batch = _with_big(rng, now) + [
+            _event(f"f{minute}-{k}", "system_fault", BIG, now - timedelta(seconds=5 + 15 * k))
+            for k in range(3)]
+        fired += [t.signal.labels for t in _firing(d, batch, now, "system_fault")]
+        now += timedelta(minutes=1)
+    assert fired[:1] == [{"category": "system_fault", "product": BIG}], fired

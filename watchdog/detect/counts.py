@@ -227,11 +227,15 @@ class CountTests:
                 orders_n, orders_mu = float(ord_s.count_since(start, last)), mu_o
         g = traffic_factor(others_n, others_mu, orders_n, orders_mu)
         if d:
-            # a slice with little history of its own: expect the platform's usual mix of
-            # whatever else it cancels now (a promotion burst of one distributor)
+            # a slice busier than usual: its extra cancellations need not have its usual
+            # mix (a promotion burst of one distributor, the 09:00 release on one stage),
+            # so expect the platform's usual share of the category among them, and the
+            # slice's own among the rest (a stage of mostly operator errors, at its usual
+            # traffic, expected the platform's share of faults: a break there alerted late)
             share = self._usual_share(key[0], start, minutes, offset)
-            if share is not None and others_n > 0 and raw > 0:
-                g = max(g, others_n * share / (1 - share) / raw)
+            extra = others_n - others_mu
+            if share is not None and extra > 0 and raw > 0:
+                g = max(g, 1 + extra * share / (1 - share) / raw)
         return g
 
     def _alerting_categories(self, now: datetime, nowm: int) -> set[str]:
