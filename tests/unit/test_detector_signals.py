@@ -283,6 +283,30 @@ def test_an_incident_spreading_past_its_first_slice_stays_one_alert(
         (last.contributors[0].dimension, last.contributors[0].value) == ("carrier", spreads_on))
 
 
+def test_an_incident_crossing_two_nested_slices_at_one_poll_is_one_alert(warm) -> None:
+    """A carrier's outage, half of it on one product, crosses the product's threshold
+    and the carrier's at the same poll. The product is the stronger signal (the
+    carrier's counts are overdispersed) but holds under half the carrier's events: one
+    alert still, the product's, with the carrier on top of its drill-down, as when the
+    product crosses a poll earlier (soak schedule 2026-12-04: spike carrier=中国电信 and
+    upstream=电信集团渠道 at one poll)."""
+    d, s, t = fresh(warm)
+    cat = "operator_error"
+    d.series[(cat, "carrier", "C")].baseline.dispersion = 0.6
+
+    def extra(at: datetime, k: int) -> list[Classified]:
+        if k != 0:
+            return []
+        return [s.ev(cat, at - timedelta(seconds=1 + i), carrier="C",
+                     product="P1" if i < 12 else f"P{2 + i % 6}") for i in range(25)]
+
+    out, _ = run(d, s, t, 3, extra=extra)
+    fired = firing(out, "spike")
+    assert [x.signal.labels for x in fired] == [{"category": cat, "product": "P1"}]
+    top = fired[0].signal.contributors[0]
+    assert (top.dimension, top.value) == ("carrier", "C")
+
+
 @pytest.mark.parametrize("burst", [False, True])
 def test_another_categorys_alerting_burst_does_not_mask_an_outage(warm, burst: bool) -> None:
     """The nightly timeout sweep cancels x10 the usual customer_initiated orders, and

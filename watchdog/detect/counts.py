@@ -359,13 +359,20 @@ class CountTests:
                 continue
             keys.sort(key=lambda k: (k[2] == OTHER, found[k].test.p))
             picked: list[SeriesKey] = [k for k in self._alerting if k[0] == cat] + its_clusters
+            # the events of each slice newly picked at this poll: one whose events are
+            # mostly a later candidate's is the same incident, crossing a narrower slice
+            # first (an outage of one carrier, most of it through one upstream); the
+            # candidate is held by it, as it would be had it crossed a poll earlier
+            theirs: dict[SeriesKey, list[RecentEvent]] = {}
             for key in keys:
                 mine = [e for e in events if self._matches(e, key)]
-                held = [o for o in picked if self._holds_most(o, mine)]
+                held = [o for o in picked if self._holds_most(o, mine)
+                        or (o in theirs and self._holds_most(key, theirs[o]))]
                 holders.update(held)
                 if held or self._mostly_parser(mine, parser):
                     continue
                 picked.append(key)
+                theirs[key] = mine
             chosen.update(k for k in picked if k not in clustered or k in self._alerting)
         return chosen, holders
 
