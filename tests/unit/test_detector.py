@@ -8,6 +8,7 @@ from random import Random
 
 import pytest
 
+from tests.sampling import learn
 from watchdog.detect import DetectConfig, Detector
 from watchdog.detect.series import ORDERS
 from watchdog.detect.state import load_detector, save_detector
@@ -37,14 +38,7 @@ def _events(rng: Random, now: datetime, per_min: float, extra: list[tuple[str, s
 def _warm(d: Detector, rng: Random, days: int = 4,
           minute: Callable[[Random, datetime], list[Classified]] | None = None) -> datetime:
     """`days` of `minute`'s traffic (default `_events` at 8 a minute) learned; the end."""
-    now = START
-    while now < START + timedelta(days=days):
-        d.observe(minute(rng, now) if minute else _events(rng, now, 8), now, learning=True)
-        if now.minute % 15 == 0:
-            d.step(now, learning=True)
-        now += timedelta(minutes=1)
-    d.step(now, learning=True)
-    return now
+    return learn(d, rng, START, days, minute or (lambda r, now: _events(r, now, 8)))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from random import Random
 
 import pytest
 
+from tests.sampling import learn
 from watchdog.detect import DetectConfig, Detector
 from watchdog.detect.baseline import RECUR_DAYS, SLOT_MINUTES, SLOTS_PER_DAY, Baseline
 from watchdog.model import Cancellation, Classified, Verdict
@@ -49,15 +50,7 @@ def _sweep(now: datetime, n: int) -> list[Classified]:
 @pytest.fixture(scope="module")
 def warm() -> tuple[Detector, datetime]:
     d = Detector(DetectConfig(), ["stage"])
-    rng = Random(3)
-    now = START
-    while now < START + timedelta(days=4):
-        d.observe(_normal(rng, now), now, learning=True)
-        if now.minute % 15 == 0:
-            d.step(now, learning=True)
-        now += timedelta(minutes=1)
-    d.step(now, learning=True)
-    return d, now
+    return d, learn(d, Random(3), START, 4, _normal)
 
 
 def _nights(warm: tuple[Detector, datetime], nights: int, job: int) -> list[int]:

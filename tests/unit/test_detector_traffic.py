@@ -17,6 +17,7 @@ from random import Random
 
 import pytest
 
+from tests.sampling import learn
 from watchdog.detect import DetectConfig, Detector
 from watchdog.model import Cancellation, Classified, Verdict
 
@@ -49,13 +50,7 @@ def _firing(d: Detector, batch: list[Classified], now: datetime, category: str) 
 def warm() -> tuple[Detector, datetime]:
     d = Detector(DetectConfig(), ["product"])
     rng = Random(5)
-    now = START
-    while now < START + timedelta(days=4):
-        d.observe(_normal(rng, now, 8), now, learning=True)
-        if now.minute % 15 == 0:
-            d.step(now, learning=True)
-        now += timedelta(minutes=1)
-    d.step(now, learning=True)
+    now = learn(d, rng, START, 4, lambda r, t: _normal(r, t, 8))
     # settle at noon, so both runs test the same hour of the day
     while now.hour != 12:
         d.observe(_normal(rng, now, 8), now)
@@ -187,15 +182,8 @@ def _with_big(rng: Random, now: datetime) -> list[Classified]:
 @pytest.fixture(scope="module")
 def warm_big() -> tuple[Detector, datetime]:
     d = Detector(DetectConfig(), ["product"])
-    rng = Random(21)
-    now = START
-    while now < START + timedelta(days=1):  # young: flat baselines, no seasonal profile yet
-        d.observe(_with_big(rng, now), now, learning=True)
-        if now.minute % 15 == 0:
-            d.step(now, learning=True)
-        now += timedelta(minutes=1)
-    d.step(now, learning=True)
-    return d, now
+    # a day: young, flat baselines, no seasonal profile yet
+    return d, learn(d, Random(21), START, 1, _with_big)
 
 
 def test_a_busy_slice_is_judged_by_its_own_mix(warm_big) -> None:
