@@ -232,9 +232,10 @@ class CountTests:
             # so expect the platform's usual share of the category among them, and the
             # slice's own among the rest (a stage of mostly operator errors, at its usual
             # traffic, expected the platform's share of faults: a break there alerted late)
-            share = self._usual_share(key[0], start, minutes, offset)
             extra = others_n - others_mu
-            if share is not None and extra > 0 and raw > 0:
+            share = self._usual_share(key[0], start, minutes, offset) \
+                if extra > 0 and raw > 0 else None
+            if share is not None:
                 g = max(g, 1 + extra * share / (1 - share) / raw)
         return g
 
