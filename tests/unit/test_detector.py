@@ -83,6 +83,29 @@ def test_cold_detector_never_fires() -> None:
     assert [t for t in out if t.signal.kind in ("spike", "step")] == []
 
 
+def test_a_category_born_late_has_learned_the_quiet_hours_before_it() -> None:
+    """System faults absent for the night, then a trickle from 08:00: at 10:00 the
+    category has two hours of its own, but twelve of its scope's. Its quiet hours were
+    watched, so it is warm and a carrier's outage fires (it stayed cold, untested, until
+    six hours after its first event: the demo's outage at 13:30 raised no alert)."""
+    d = Detector(DetectConfig(), ["carrier"])
+    quiet = {k: v for k, v in MIX.items() if k != "system_fault"}
+
+    def night(rng: Random, now: datetime) -> list[Classified]:
+        return [e for e in _events(rng, now, 8) if e.category in quiet]
+
+    rng = Random(9)
+    now = learn(d, rng, START - timedelta(hours=12), 0.5, night)
+    now = learn(d, rng, now, 2 / 24, lambda r, t: _events(r, t, 8))
+    assert d.series[("system_fault", "", "")].baseline.warm
+    fired = []
+    for _ in range(3):
+        d.observe(_events(rng, now, 8, [("system_fault", "中国联通")] * 12), now)
+        fired += [t.signal for t in d.step(now) if t.status == "firing"]
+        now += timedelta(minutes=1)
+    assert [s.category for s in fired] == ["system_fault"], [s.labels for s in fired]
+
+
 def test_surge_with_normal_mix_is_quiet(warm) -> None:
     d, now = warm
     d = _copy(d, now)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, tzinfo
 
 from ..model import Classified, OrderCount, Signal
 from ..rules.normalise import reason_template
+from .baseline import SLOT_MINUTES
 from .common import (
     MAX_SILENCE_MINUTES,
     NEW_TEMPLATE,
@@ -204,6 +205,16 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
         if s is None:
             s = self.series[key] = Series(key, m)
             self.removed.discard(key)
+            # A category is learned from when its scope began to be watched (as many
+            # hours back as the scope has learned): the quiet hours before its first
+            # event are zeros it has seen, not hours it missed. Without this a category
+            # quiet overnight stayed cold (untested) for six hours after its first
+            # cancellation of the day, and so did all its slices.
+            scope = self.series.get((ALL, key[1], key[2])) if key[0] not in (ALL, ORDERS) \
+                else None
+            if scope is not None:
+                began = scope.learned_until - 60 * scope.baseline.flat_n
+                s.learned_until = min(s.learned_until, began - began % SLOT_MINUTES)
         return s
 
     # --- evaluation -----------------------------------------------------------------------
