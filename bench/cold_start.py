@@ -3,7 +3,8 @@
     .venv/bin/python bench/cold_start.py [--hours 1,5,9,13,17,21] [--incident] [--live 24]
 
 For each local start hour this writes the demo's order stream (30,000 orders a day, seed
-0, `--history` hours of it before the start, as the demo backfills) into a SQLite order
+0, `--history` hours of it before the start, as the demo backfills, after the demo's
+day of lead-in) into a SQLite order
 database with the demo's config, and replays it (`watchdog.replay`, the daemon's
 pipeline, detection and alert lifecycle) with the demo's warm-up and its poll every two
 simulated minutes, for `--live` hours. Without `--incident` every alert is a false one.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from watchdog.cli import setup_logging  # noqa: E402
 from watchdog.cli_demo import INCIDENTS, SHANGHAI, demo_config  # noqa: E402
 from watchdog.config import Config  # noqa: E402
-from watchdog.demo_db import create_order_db, write_all  # noqa: E402
+from watchdog.demo_db import LEAD_IN, create_order_db, write_all  # noqa: E402
 from watchdog.detect.episodes import Transition  # noqa: E402
 from watchdog.replay import replay  # noqa: E402
 from watchdog.simulate import generate  # noqa: E402
@@ -47,7 +48,8 @@ def run(start: datetime, history: float, live: float, incident: bool
         cfg = Config.model_validate(demo_config(Path(tmp), 0, POLL.total_seconds()))
         engine = create_order_db(cfg.source.url)
         write_all(engine, generate(start - timedelta(hours=history), end, seed=0,
-                                   incidents=injected, daily_orders=30_000))
+                                   incidents=injected, daily_orders=30_000,
+                                   lead_in=LEAD_IN), adopt=True)
         engine.dispose()
 
         def seen(t: Transition) -> None:

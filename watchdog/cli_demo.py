@@ -112,7 +112,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     from .cli import setup_logging
     from .config import Config
     from .daemon import run_daemon
-    from .demo_db import DemoFeeder, create_order_db
+    from .demo_db import LEAD_IN, DemoFeeder, create_order_db
     from .lease import lease_for
     from .wiring import assemble
 
@@ -127,7 +127,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     start = datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
     injected = [INCIDENTS[incident](start + timedelta(minutes=20))] if incident else []
     feeder = DemoFeeder(engine, speed=speed, seed=seed, start=start,
-                        history=timedelta(hours=history), incidents=injected)
+                        history=timedelta(hours=history), incidents=injected, lead_in=LEAD_IN)
     click.echo(f"cancel-watchdog demo: order database {directory / 'orders.db'}")
     written = feeder.backfill()
     click.echo(f"  backfilled {written} rows of simulated history ({history:g} h); "

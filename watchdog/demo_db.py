@@ -24,6 +24,10 @@ from .simulate.clock import ZONE, local_naive
 
 BATCH_SIZE = 5_000
 HORIZON = timedelta(days=365)
+LEAD_IN = timedelta(days=1)
+"""The demo's lead-in: a day of orders before its history, so that the history already
+holds the nightly timeout sweep of earlier days' orders (without it the first sweep came
+on the first night live, new, and alerted). Generating it costs about 6 s."""
 """How far the feeder's stream reaches; generation is lazy, so this costs nothing."""
 MAX_WAIT = 0.25
 """Longest pause between checks of the stop event, in wall seconds."""
@@ -100,8 +104,11 @@ class DemoStats:
 class _Writer:
     """Applies batches of OrderWrites to one table with executemany."""
 
-    def __init__(self, engine: sa.Engine, table: str) -> None:
+    def __init__(self, engine: sa.Engine, table: str, *, adopt: bool = False) -> None:
         self.engine = engine
+        self.known: set[int] | None = set() if adopt else None
+        """With `adopt`, the ids written so far: the first write of an order created
+        before the stream (a lead-in) inserts its whole row."""
         t = orders_table(sa.MetaData(), table)
         self.insert = t.insert()
         self.update = (
@@ -114,12 +121,17 @@ class _Writer:
     def write(self, batch: Sequence[OrderWrite]) -> None:
         # inserts first: a row's insert always precedes its updates in commit order, and
         # executemany keeps the order of the updates themselves
-        rows = [w.values() for w in batch if w.insert]
-        changes = [
-            {"w_id": w.order.id, "w_status": w.status, "w_remark": w.remark,
-             "w_stage": w.stage, "w_updated_at": w.updated_at}
-            for w in batch if not w.insert
-        ]
+        rows = []
+        changes = []
+        known = self.known
+        for w in batch:
+            if w.insert or (known is not None and w.order.id not in known):
+                rows.append(w.values())
+                if known is not None:
+                    known.add(w.order.id)
+            else:
+                changes.append({"w_id": w.order.id, "w_status": w.status, "w_remark": w.remark,
+                                "w_stage": w.stage, "w_updated_at": w.updated_at})
         with self.engine.begin() as conn:
             if rows:
                 conn.execute(self.insert, rows)
@@ -128,9 +140,11 @@ class _Writer:
 
 
 def write_all(engine: sa.Engine, writes: Iterable[OrderWrite], *, table: str = "orders",
-              batch_size: int = BATCH_SIZE) -> int:
-    """Write every write, one transaction per batch; returns the number of writes."""
-    writer = _Writer(engine, table)
+              batch_size: int = BATCH_SIZE, adopt: bool = False) -> int:
+    """Write every write, one transaction per batch; returns the number of writes.
+    `adopt`: a stream generated with a lead-in (its first write of an order may be an
+    update) inserts such an order's row whole."""
+    writer = _Writer(engine, table, adopt=adopt)
     total = 0
     it = iter(writes)
     while batch := list(itertools.islice(it, batch_size)):
@@ -157,6 +171,7 @@ class DemoFeeder:
         incidents: Sequence[Incident] = (),
         table: str = "orders",
         daily_orders: int = 30_000,
+        lead_in: timedelta = timedelta(0),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if speed <= 0:
@@ -167,10 +182,13 @@ class DemoFeeder:
         self.speed = speed
         self._clock = clock
         self._wall0: float | None = None
-        self._writer = _Writer(engine, table)
+        # a lead-in starts the history in a steady state: orders created before it are
+        # still being cancelled (the nightly timeout sweeps of earlier days' orders);
+        # their rows are written whole at their first write
+        self._writer = _Writer(engine, table, adopt=lead_in > timedelta(0))
         self._stream: Iterator[OrderWrite] = generate(
             self.start - history, self.start + HORIZON, seed=seed, incidents=incidents,
-            daily_orders=daily_orders,
+            daily_orders=daily_orders, lead_in=lead_in,
         )
         self._next: OrderWrite | None = next(self._stream, None)
         self._lock = threading.Lock()
