@@ -24,11 +24,11 @@ from .simulate.clock import ZONE, local_naive
 
 BATCH_SIZE = 5_000
 HORIZON = timedelta(days=365)
+"""How far the feeder's stream reaches; generation is lazy, so this costs nothing."""
 LEAD_IN = timedelta(days=1)
 """The demo's lead-in: a day of orders before its history, so that the history already
 holds the nightly timeout sweep of earlier days' orders (without it the first sweep came
 on the first night live, new, and alerted). Generating it costs about 6 s."""
-"""How far the feeder's stream reaches; generation is lazy, so this costs nothing."""
 MAX_WAIT = 0.25
 """Longest pause between checks of the stop event, in wall seconds."""
 

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, tzinfo
 
 from ..model import Classified, OrderCount, Signal
 from ..rules.normalise import reason_template
-from .baseline import SLOT_MINUTES
 from .common import (
     MAX_SILENCE_MINUTES,
     NEW_TEMPLATE,
@@ -213,8 +212,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
             scope = self.series.get((ALL, key[1], key[2])) if key[0] not in (ALL, ORDERS) \
                 else None
             if scope is not None:
-                began = scope.learned_until - 60 * scope.baseline.flat_n
-                s.learned_until = min(s.learned_until, began - began % SLOT_MINUTES)
+                began = scope.learned_until - 60 * scope.baseline.flat_n  # slot-aligned
+                s.learned_until = min(s.learned_until, began)
         return s
 
     # --- evaluation -----------------------------------------------------------------------
