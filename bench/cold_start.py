@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from watchdog.cli import setup_logging  # noqa: E402
-from watchdog.cli_demo import INCIDENTS, SHANGHAI, demo_config  # noqa: E402
+from watchdog.cli_demo import HISTORY_HOURS, INCIDENTS, SHANGHAI, demo_config  # noqa: E402
 from watchdog.config import Config  # noqa: E402
 from watchdog.demo_db import LEAD_IN, create_order_db, write_all  # noqa: E402
 from watchdog.detect.episodes import Transition  # noqa: E402
@@ -74,7 +74,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", default="1,5,9,13,17,21",
                     help="local start hours, comma-separated (default: %(default)s)")
-    ap.add_argument("--history", type=float, default=12.0, help="hours backfilled")
+    ap.add_argument("--history", type=float, default=HISTORY_HOURS,
+                    help="hours backfilled (default: the demo's, %(default)s)")
     ap.add_argument("--live", type=float, default=24.0, help="hours replayed after the start")
     ap.add_argument("--incident", action="store_true", help="the demo's carrier outage")
     args = ap.parse_args()
