@@ -106,22 +106,6 @@ def test_baseline_cold_then_flat_then_seasonal() -> None:
     assert b2.slot_rate(3 * 288) > 5 * b2.slot_rate(3 * 288 + 100)
 
 
-def test_a_time_of_day_seen_once_is_a_floor_the_next_day() -> None:
-    """One day learned: the flat fallback is warm, the time-of-day profile is not (3
-    days). What a slot held that day is still expected the next day at least (a nightly
-    sweep at 00:05 seen in the history is no incident on the first night live); a slot
-    the day held nothing special keeps the flat fallback's level."""
-    b = Baseline()
-    for slot in range(288):
-        b.learn_slot(slot, 50.0 if slot == 1 else 5.0)
-        if slot % 12 == 11:
-            b.learn_hour(slot // 12, 105.0 if slot == 11 else 60.0)
-    assert b.day_n[1] == 1 and b.hour_rate(24) is not None
-    assert b.slot_rate(288 + 1) == pytest.approx(10.0)
-    assert b.slot_rate(288 + 100) == pytest.approx(b.hour_rate(24 + 8))
-    assert b.slot_rate(288 + 100) < 2.0
-
-
 def test_baseline_learning_clips_outliers() -> None:
     b = Baseline()
     for day in range(10):

@@ -112,19 +112,14 @@ class Baseline:
         if base is None:
             return None
         i = local_slot % SLOTS_PER_DAY
-        d = self.day
-        # the max of the neighbours absorbs a recurring burst that drifts a slot
-        near = max(d[i - 1], d[i], d[(i + 1) % SLOTS_PER_DAY])
         if self.day_n[i] >= WARM_DAY:
             first = i - i % SLOTS_PER_HOUR
-            hour_mean = sum(d[first:first + SLOTS_PER_HOUR]) / SLOTS_PER_HOUR
+            hour_mean = sum(self.day[first:first + SLOTS_PER_HOUR]) / SLOTS_PER_HOUR
             if hour_mean > 0:
-                base *= near / hour_mean
-        elif self.day_n[i]:
-            # seen on fewer days than WARM_DAY: what this time of day held then is a
-            # floor (a nightly sweep or the 09:00 release seen once is no incident the
-            # next day; an incident it alerted on was not learned, frozen)
-            base = max(base, near * self.scale)
+                # the max of the neighbours absorbs a recurring burst that drifts a slot
+                d = self.day
+                shape = max(d[i - 1], d[i], d[(i + 1) % SLOTS_PER_DAY]) / hour_mean
+                base *= shape
         return max(base, MIN_RATE)
 
     def expected(self, local_start: int, minutes: float) -> float | None:
