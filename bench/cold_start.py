@@ -2,10 +2,9 @@
 
     .venv/bin/python bench/cold_start.py [--hours 1,5,9,13,17,21] [--incident] [--live 24]
 
-For each local start hour this writes the demo's order stream (30,000 orders a day, seed
-0, `--history` hours of it before the start, as the demo backfills, after the demo's
-day of lead-in) into a SQLite order
-database with the demo's config, and replays it (`watchdog.replay`, the daemon's
+For each local start hour this writes the demo's order stream (its `DemoFeeder`: 30,000
+orders a day, seed 0, the demo's day of lead-in, `--history` hours before the start)
+into a SQLite order database with the demo's config, and replays it (`watchdog.replay`, the daemon's
 pipeline, detection and alert lifecycle) with the demo's warm-up and its poll every two
 simulated minutes, for `--live` hours. Without `--incident` every alert is a false one.
 With it, the demo's carrier outage (中国联通, 18 a minute for 20 minutes) starts 20
@@ -28,10 +27,9 @@ sys.path.insert(0, str(ROOT))
 from watchdog.cli import setup_logging  # noqa: E402
 from watchdog.cli_demo import HISTORY_HOURS, INCIDENTS, SHANGHAI, demo_config  # noqa: E402
 from watchdog.config import Config  # noqa: E402
-from watchdog.demo_db import LEAD_IN, create_order_db, write_all  # noqa: E402
+from watchdog.demo_db import LEAD_IN, DemoFeeder, create_order_db  # noqa: E402
 from watchdog.detect.episodes import Transition  # noqa: E402
 from watchdog.replay import replay  # noqa: E402
-from watchdog.simulate import generate  # noqa: E402
 
 DAY = datetime(2026, 12, 3)  # a Thursday, the day the demo's outage went unreported
 POLL = timedelta(minutes=2)  # the demo polls every 2 s at 60x
@@ -47,9 +45,8 @@ def run(start: datetime, history: float, live: float, incident: bool
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config.model_validate(demo_config(Path(tmp), 0, POLL.total_seconds()))
         engine = create_order_db(cfg.source.url)
-        write_all(engine, generate(start - timedelta(hours=history), end, seed=0,
-                                   incidents=injected, daily_orders=30_000,
-                                   lead_in=LEAD_IN), adopt=True)
+        DemoFeeder(engine, start=start, history=timedelta(hours=history), incidents=injected,
+                   lead_in=LEAD_IN).backfill(until=end)
         engine.dispose()
 
         def seen(t: Transition) -> None:

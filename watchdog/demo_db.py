@@ -104,11 +104,16 @@ class DemoStats:
 class _Writer:
     """Applies batches of OrderWrites to one table with executemany."""
 
-    def __init__(self, engine: sa.Engine, table: str, *, adopt: bool = False) -> None:
+    def __init__(self, engine: sa.Engine, table: str, *,
+                 adopt_before: datetime | None = None) -> None:
         self.engine = engine
-        self.known: set[int] | None = set() if adopt else None
-        """With `adopt`, the ids written so far: the first write of an order created
-        before the stream (a lead-in) inserts its whole row."""
+        self.adopt_before = adopt_before
+        """A stream generated with a lead-in starts at this time: an order created before
+        it may have had its insert before the stream, so its first write in the stream,
+        whichever it is, inserts its whole row."""
+        self.adopted: set[int] = set()
+        """Orders created before `adopt_before` written so far (a lead-in's worth: the
+        set does not grow with the stream)."""
         t = orders_table(sa.MetaData(), table)
         self.insert = t.insert()
         self.update = (
@@ -123,12 +128,9 @@ class _Writer:
         # executemany keeps the order of the updates themselves
         rows = []
         changes = []
-        known = self.known
         for w in batch:
-            if w.insert or (known is not None and w.order.id not in known):
+            if self._inserts(w):
                 rows.append(w.values())
-                if known is not None:
-                    known.add(w.order.id)
             else:
                 changes.append({"w_id": w.order.id, "w_status": w.status, "w_remark": w.remark,
                                 "w_stage": w.stage, "w_updated_at": w.updated_at})
@@ -138,13 +140,20 @@ class _Writer:
             if changes:
                 conn.execute(self.update, changes)
 
+    def _inserts(self, w: OrderWrite) -> bool:
+        cut = self.adopt_before
+        if cut is None or w.order.created_at >= cut:
+            return w.insert
+        first = w.order.id not in self.adopted
+        self.adopted.add(w.order.id)
+        return first
+
 
 def write_all(engine: sa.Engine, writes: Iterable[OrderWrite], *, table: str = "orders",
-              batch_size: int = BATCH_SIZE, adopt: bool = False) -> int:
+              batch_size: int = BATCH_SIZE, adopt_before: datetime | None = None) -> int:
     """Write every write, one transaction per batch; returns the number of writes.
-    `adopt`: a stream generated with a lead-in (its first write of an order may be an
-    update) inserts such an order's row whole."""
-    writer = _Writer(engine, table, adopt=adopt)
+    `adopt_before`: the start of a stream generated with a lead-in (_Writer)."""
+    writer = _Writer(engine, table, adopt_before=adopt_before)
     total = 0
     it = iter(writes)
     while batch := list(itertools.islice(it, batch_size)):
@@ -185,9 +194,10 @@ class DemoFeeder:
         # a lead-in starts the history in a steady state: orders created before it are
         # still being cancelled (the nightly timeout sweeps of earlier days' orders);
         # their rows are written whole at their first write
-        self._writer = _Writer(engine, table, adopt=lead_in > timedelta(0))
+        first = self.start - history
+        self._writer = _Writer(engine, table, adopt_before=first if lead_in else None)
         self._stream: Iterator[OrderWrite] = generate(
-            self.start - history, self.start + HORIZON, seed=seed, incidents=incidents,
+            first, self.start + HORIZON, seed=seed, incidents=incidents,
             daily_orders=daily_orders, lead_in=lead_in,
         )
         self._next: OrderWrite | None = next(self._stream, None)
@@ -208,9 +218,10 @@ class DemoFeeder:
             return self.start
         return self.start + timedelta(seconds=(self._clock() - self._wall0) * self.speed)
 
-    def backfill(self) -> int:
-        """Write the history before `start` at once; returns the rows written."""
-        return self._write_due(self.start, inclusive=False)
+    def backfill(self, until: datetime | None = None) -> int:
+        """Write the history before `until` (default: `start`) at once; returns the rows
+        written."""
+        return self._write_due(self.start if until is None else until, inclusive=False)
 
     def pump(self) -> int:
         """Write every write whose simulated time has come; returns how many."""

@@ -52,7 +52,7 @@ def test_write_all_leaves_each_row_as_its_last_write(db_url, unique_name) -> Non
 def test_a_lead_in_writes_the_rows_of_orders_created_before_it_whole(db_url, unique_name
                                                                      ) -> None:
     """A stream generated with a lead-in starts with updates of orders created before
-    it (their cancellations, the nightly timeout sweeps): with `adopt` each such order's
+    it (their cancellations, the nightly timeout sweeps): with `adopt_before` each such order's
     first write inserts its whole row, and nothing written is lost."""
     engine = create_order_db(db_url, table=unique_name)
     try:
@@ -62,7 +62,7 @@ def test_a_lead_in_writes_the_rows_of_orders_created_before_it_whole(db_url, uni
         adopted = {w.id for w in writes if w.id not in inserted}
         assert adopted, "the lead-in's orders are still being written"
         assert write_all(engine, writes, table=unique_name, batch_size=700,
-                         adopt=True) == len(writes)
+                         adopt_before=lo) == len(writes)
         assert _table_rows(engine, unique_name) == _final_rows(writes)
         t = orders_table(sa.MetaData(), unique_name)
         with engine.connect() as conn:

@@ -209,8 +209,8 @@ class Detector(CountTests, TemplateTests, SilenceTests, VolumeTests):
             # event are zeros it has seen, not hours it missed. Without this a category
             # quiet overnight stayed cold (untested) for six hours after its first
             # cancellation of the day, and so did all its slices.
-            scope = self.series.get((ALL, key[1], key[2])) if key[0] not in (ALL, ORDERS) \
-                else None
+            category, dim, value = key
+            scope = None if category in (ALL, ORDERS) else self.series.get((ALL, dim, value))
             if scope is not None:
                 began = scope.learned_until - 60 * scope.baseline.flat_n  # slot-aligned
                 s.learned_until = min(s.learned_until, began)
