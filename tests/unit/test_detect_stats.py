@@ -106,6 +106,22 @@ def test_baseline_cold_then_flat_then_seasonal() -> None:
     assert b2.slot_rate(3 * 288) > 5 * b2.slot_rate(3 * 288 + 100)
 
 
+def test_an_hour_whose_first_slot_came_before_the_series_is_warm_after_three_days() -> None:
+    """A series born inside an hour (the first timeout of the nightly sweep at 00:07) has
+    seen that hour's first slot a day less than the rest of it. After three nights the
+    sweep is the hour's level, not the flat fallback: the demo's payment slice, warmed 72
+    hours, expected 1.2 at 00:08 and alerted on 22 (bench/cold_start.py)."""
+    b = Baseline()
+    for day in range(3):
+        for slot in range(1 if day == 0 else 0, 288):
+            b.learn_slot(day * 288 + slot, 30.0 if 1 <= slot <= 4 else 0.05)
+            if slot % 12 == 11 and (day, slot) != (0, 11):
+                b.learn_hour(day * 24 + slot // 12, 120.4 if slot == 11 else 0.6)
+    assert b.day_n[0] == 2 and b.day_n[11] == 3
+    # 00:05-00:09, the sweep's first minutes, at its rate of 6 a minute
+    assert b.expected(3 * 1440 + 5, 4) == pytest.approx(4 * 6.0, rel=0.01)
+
+
 def test_baseline_learning_clips_outliers() -> None:
     b = Baseline()
     for day in range(10):

@@ -4,7 +4,8 @@ Three profiles are learned side by side, each an exponentially weighted mean of 
 (events per minute):
 
 - hour of week (168 slots), used once a slot has seen two weeks;
-- time of day in 5-minute slots (288), used for the hour's level after three days and,
+- time of day in 5-minute slots (288), used for the hour's level after three days (of
+  the hour's end: a series born inside an hour counts from the next) and,
   once warm, for the shape *within* an hour (nightly timeout jobs and the 09:00 review
   release land in the same few minutes every day);
 - flat, used after six hours, at its recent peak (a flat mean would call every
@@ -100,7 +101,9 @@ class Baseline:
         if self.week_n[h] >= WARM_WEEK:
             return self.week[h] * self.scale
         first = (local_hour % 24) * SLOTS_PER_HOUR
-        if self.day_n[first] >= WARM_DAY:
+        # an hour counts its days by its last slot: a series born at 00:07 has seen
+        # midnight's first slot a day less than the rest of the hour
+        if self.day_n[first + SLOTS_PER_HOUR - 1] >= WARM_DAY:
             return sum(self.day[first:first + SLOTS_PER_HOUR]) / SLOTS_PER_HOUR * self.scale
         if self.flat_n >= WARM_FLAT:
             return max(self.flat, self.peak) * self.scale
