@@ -8,6 +8,7 @@ shape as config.example.yaml. Every few seconds it prints what the watchdog sees
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
@@ -43,10 +44,10 @@ def _region(at: datetime) -> Any:
 
 
 INCIDENTS = {"carrier-outage": _outage, "number-pool": _pool, "regional-pause": _region}
-HISTORY_HOURS = 24.0
-"""A day of history: the baselines have seen a night's timeout sweep and a 09:00 review
-release whatever the hour the demo starts (with 12 hours, a start after noon alerted on
-the first night's sweep; bench/cold_start.py). About 3 s more than 12 hours."""
+HISTORY_HOURS = 72.0
+"""Three days of history, what the baselines need before a time of day is routine: with
+one, the first night's timeout sweep alerted at every start hour (bench/cold_start.py).
+About 10 s more than one day."""
 DEMO_DIMENSIONS = {
     "carrier": {"column": "carrier"},
     "upstream": {"column": "upstream"},
@@ -134,7 +135,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     feeder = DemoFeeder(engine, speed=speed, seed=seed, start=start,
                         history=timedelta(hours=history), incidents=injected, lead_in=LEAD_IN)
     click.echo(f"cancel-watchdog demo: order database {directory / 'orders.db'}")
-    written = feeder.backfill()
+    written = _backfill(feeder, history)
     click.echo(f"  backfilled {written} rows of simulated history ({history:g} h); "
                f"streaming at {speed:g}x real time")
 
@@ -165,6 +166,17 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
         engine.dispose()
         click.echo(_status_table(parts, feeder))
         click.echo(f"state and order databases kept in {directory}")
+
+
+def _backfill(feeder: Any, hours: float) -> int:
+    """Write the simulated history, with a progress bar in simulated hours."""
+    first = feeder.start - timedelta(hours=hours)
+    with click.progressbar(length=max(1, round(hours)), label="  simulating history (h)",
+                           file=sys.stderr, show_pos=True) as bar:
+        def advance(at: datetime) -> None:
+            bar.update(int((at - first) / timedelta(hours=1)) - bar.pos)
+
+        return feeder.backfill(on_batch=advance)
 
 
 def _warm_up(parts: Any, now: datetime, history: timedelta) -> None:

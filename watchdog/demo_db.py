@@ -218,10 +218,12 @@ class DemoFeeder:
             return self.start
         return self.start + timedelta(seconds=(self._clock() - self._wall0) * self.speed)
 
-    def backfill(self, until: datetime | None = None) -> int:
+    def backfill(self, until: datetime | None = None,
+                 on_batch: Callable[[datetime], None] | None = None) -> int:
         """Write the history before `until` (default: `start`) at once; returns the rows
-        written."""
-        return self._write_due(self.start if until is None else until, inclusive=False)
+        written. `on_batch` gets the simulated time written up to after each batch."""
+        return self._write_due(self.start if until is None else until, inclusive=False,
+                               on_batch=on_batch)
 
     def pump(self) -> int:
         """Write every write whose simulated time has come; returns how many."""
@@ -242,7 +244,8 @@ class DemoFeeder:
             due = (self._next.commit_at - self.sim_now()).total_seconds() / self.speed
             stop.wait(min(MAX_WAIT, max(0.0, due)))
 
-    def _write_due(self, until: datetime, *, inclusive: bool) -> int:
+    def _write_due(self, until: datetime, *, inclusive: bool,
+                   on_batch: Callable[[datetime], None] | None = None) -> int:
         total = 0
         while True:
             batch: list[OrderWrite] = []
@@ -258,6 +261,8 @@ class DemoFeeder:
             self._writer.write(batch)
             self._count(batch)
             total += len(batch)
+            if on_batch:
+                on_batch(batch[-1].commit_at)
 
     def _count(self, batch: Sequence[OrderWrite]) -> None:
         with self._lock:
