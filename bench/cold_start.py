@@ -3,7 +3,7 @@
     .venv/bin/python bench/cold_start.py [--hours 1,5,9,13,17,21] [--incident] [--live 24]
 
 For each local start hour this writes the demo's order stream (its `DemoFeeder`: 30,000
-orders a day, seed 0, the demo's day of lead-in, `--history` hours before the start)
+orders a day, seed 0, the demo's lead-in, `--history` hours before the start)
 into a SQLite order database with the demo's config, and replays it (`watchdog.replay`, the daemon's
 pipeline, detection and alert lifecycle) with the demo's warm-up and its poll every two
 simulated minutes, for `--live` hours. Without `--incident` every alert is a false one.
@@ -70,7 +70,8 @@ def run(start: datetime, history: float, live: float, incident: bool
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", default="1,5,9,13,17,21",
-                    help="local start hours, comma-separated (default: %(default)s)")
+                    help="local start times, comma-separated, H (at H:30) or H:MM "
+                    "(default: %(default)s)")
     ap.add_argument("--history", type=float, default=HISTORY_HOURS,
                     help="hours backfilled (default: the demo's, %(default)s)")
     ap.add_argument("--live", type=float, default=24.0, help="hours replayed after the start")
@@ -78,8 +79,9 @@ def main() -> None:
     args = ap.parse_args()
     setup_logging(None, "warning")
     rows = []
-    for h in (int(x) for x in args.hours.split(",")):
-        start = DAY + timedelta(hours=h, minutes=30)
+    for x in args.hours.split(","):
+        h, _, m = x.partition(":")
+        start = DAY + timedelta(hours=int(h), minutes=int(m or 30))
         began = time.monotonic()
         fired, delay = run(start, args.history, args.live, args.incident)
         for at, what, hit in fired:

@@ -47,7 +47,7 @@ INCIDENTS = {"carrier-outage": _outage, "number-pool": _pool, "regional-pause": 
 HISTORY_HOURS = 72.0
 """Three days of history, what the baselines need before a time of day is routine: with
 one, the first night's timeout sweep alerted at every start hour (bench/cold_start.py).
-About 30 s of set-up in all, 14 s more than one day (bench/RESULTS.md)."""
+About 40 s of set-up in all with the lead-in, 21 s more than one day (bench/RESULTS.md)."""
 DEMO_DIMENSIONS = {
     "carrier": {"column": "carrier"},
     "upstream": {"column": "upstream"},

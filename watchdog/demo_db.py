@@ -25,10 +25,12 @@ from .simulate.clock import ZONE, local_naive
 BATCH_SIZE = 5_000
 HORIZON = timedelta(days=365)
 """How far the feeder's stream reaches; generation is lazy, so this costs nothing."""
-LEAD_IN = timedelta(days=1)
-"""The demo's lead-in: a day of orders before its history, so that the history already
-holds the nightly timeout sweep of earlier days' orders (without it the first sweep came
-on the first night live, new, and alerted). Generating it costs about 6 s."""
+LEAD_IN = timedelta(days=2)
+"""The demo's lead-in: two days of orders before its history, so that every night of the
+history holds the nightly timeout sweep (it closes the unpaid orders of the day before
+yesterday). Without it the first sweep came on the first night live, new, and alerted;
+with one day, a demo started between 00:00 and 01:00 had seen two sweeps, not three,
+and alerted on the third (bench/cold_start.py). Generating a day costs about 6 s."""
 MAX_WAIT = 0.25
 """Longest pause between checks of the stop event, in wall seconds."""
 
