@@ -135,7 +135,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     feeder = DemoFeeder(engine, speed=speed, seed=seed, start=start,
                         history=timedelta(hours=history), incidents=injected, lead_in=LEAD_IN)
     click.echo(f"cancel-watchdog demo: order database {directory / 'orders.db'}")
-    written = _backfill(feeder, history)
+    written = _backfill(feeder)
     click.echo(f"  backfilled {written} rows of simulated history ({history:g} h); "
                f"streaming at {speed:g}x real time")
 
@@ -168,13 +168,14 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
         click.echo(f"state and order databases kept in {directory}")
 
 
-def _backfill(feeder: Any, hours: float) -> int:
+def _backfill(feeder: Any) -> int:
     """Write the simulated history, with a progress bar in simulated hours."""
-    first = feeder.start - timedelta(hours=hours)
-    with click.progressbar(length=max(1, round(hours)), label="  simulating history (h)",
-                           file=sys.stderr, show_pos=True) as bar:
+    hour = timedelta(hours=1)
+    with click.progressbar(length=max(1, round((feeder.start - feeder.first) / hour)),
+                           label="  simulating history (h)", file=sys.stderr,
+                           show_pos=True) as bar:
         def advance(at: datetime) -> None:
-            bar.update(int((at - first) / timedelta(hours=1)) - bar.pos)
+            bar.update(int((at - feeder.first) / hour) - bar.pos)
 
         return feeder.backfill(on_batch=advance)
 

@@ -199,10 +199,11 @@ class DemoFeeder:
         # a lead-in starts the history in a steady state: orders created before it are
         # still being cancelled (the nightly timeout sweeps of earlier days' orders);
         # their rows are written whole at their first write
-        first = self.start - history
-        self._writer = _Writer(engine, table, adopt_before=first if lead_in else None)
+        self.first = self.start - history
+        """Where the history (the stream written) begins."""
+        self._writer = _Writer(engine, table, adopt_before=self.first if lead_in else None)
         self._stream: Iterator[OrderWrite] = generate(
-            first, self.start + HORIZON, seed=seed, incidents=incidents,
+            self.first, self.start + HORIZON, seed=seed, incidents=incidents,
             daily_orders=daily_orders, lead_in=lead_in,
         )
         self._next: OrderWrite | None = next(self._stream, None)

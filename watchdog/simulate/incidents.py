@@ -47,6 +47,11 @@ class Incident:
         """A replacement plan for a base order, or None to leave it alone."""
         return None
 
+    def rewrites_only(self) -> str | None:
+        """The one distributor whose orders `rewrite` can touch, or None for any: the
+        generator then asks it about that distributor's orders alone."""
+        return None
+
     def hold(self, draft: Draft, commit: int) -> int:
         return commit
 
@@ -281,6 +286,9 @@ class OpsBulkCancel(Incident):
     at: datetime
     distributor: str | None = None
     product: str | None = None
+
+    def rewrites_only(self) -> str | None:
+        return self.distributor
 
     def rewrite(self, draft: Draft, plan: list[Step], rng: Random) -> list[Step] | None:
         o = draft.order

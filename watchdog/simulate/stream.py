@@ -121,10 +121,10 @@ class _Generator:
         self.routine = routine
         self.incidents: list[Incident] = []
         self.rewriters: list[Incident] = []
-        self.bulk: dict[str, list[Incident]] = {}
-        """Ops bulk actions of one distributor, by distributor: a year of the demo's
-        stream has ~180, and asking each of them about every order cost a fifth of
-        generating it."""
+        self.by_distributor: dict[str, list[Incident]] = {}
+        """Rewriters of one distributor's orders (`Incident.rewrites_only`): a year of the
+        demo's stream has ~180 ops bulk actions, and asking each of them about every
+        order cost a fifth of generating it."""
         self.holders: list[Incident] = []
         self.use(incidents)
 
@@ -133,10 +133,13 @@ class _Generator:
         # month of history would cost more than the incidents themselves
         self.incidents += incidents
         for i in incidents:
-            if isinstance(i, OpsBulkCancel) and i.distributor is not None:
-                self.bulk.setdefault(i.distributor, []).append(i)
-            elif type(i).rewrite is not Incident.rewrite:
+            if type(i).rewrite is Incident.rewrite:
+                continue
+            only = i.rewrites_only()
+            if only is None:
                 self.rewriters.append(i)
+            else:
+                self.by_distributor.setdefault(only, []).append(i)
         self.holders += [i for i in incidents if type(i).hold is not Incident.hold]
 
     def bucket(self, lo: int) -> list[tuple[int, OrderWrite]]:
@@ -190,8 +193,8 @@ class _Generator:
         return out
 
     def _rewrite(self, draft: Draft, plan: list[Step], rng: Random) -> list[Step]:
-        bulk = self.bulk.get(draft.order.distributor_id, ())
-        for incident in itertools.chain(self.rewriters, bulk) if bulk else self.rewriters:
+        own = self.by_distributor.get(draft.order.distributor_id)
+        for incident in itertools.chain(self.rewriters, own) if own else self.rewriters:
             new = incident.rewrite(draft, plan, rng)
             if new is None:
                 continue
