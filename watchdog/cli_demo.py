@@ -177,7 +177,9 @@ def _backfill(feeder: Any) -> int:
         def advance(at: datetime) -> None:
             bar.update(int((at - feeder.first) / hour) - bar.pos)
 
-        return feeder.backfill(on_batch=advance)
+        written = feeder.backfill(on_batch=advance)
+        bar.update(bar.length - bar.pos)  # the last write comes before the start's hour
+        return written
 
 
 def _warm_up(parts: Any, now: datetime, history: timedelta) -> None:
