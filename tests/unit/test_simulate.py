@@ -66,6 +66,23 @@ def test_a_longer_window_extends_a_shorter_one() -> None:
     assert len(long) > len(short)
 
 
+def test_a_late_lead_in_holds_the_cancellations_of_a_full_one() -> None:
+    """Before the lead-in only orders that cancel late are made: the window's
+    cancellations, the activation sweep's included, are those of a full ten-day lead-in."""
+    def cancels(**lead: timedelta) -> list[tuple]:
+        return [_key(w) for w in generate(DAY, DAY + timedelta(days=1), seed=8,
+                                          daily_orders=2_000, routine=False, **lead)
+                if w.cancelled]
+
+    full = cancels(lead_in=timedelta(days=10))
+    late = cancels(lead_in=timedelta(days=2), late_lead_in=timedelta(days=8))
+    short = cancels(lead_in=timedelta(days=2))
+    assert late == full
+    sweep = sum(k[4] == "activation" for k in full)
+    assert sweep >= 10
+    assert sum(k[4] == "activation" for k in short) == 0
+
+
 def test_writes_come_in_commit_order_and_rows_evolve_sensibly(one_day) -> None:
     commits = [w.commit_at for w in one_day]
     assert commits == sorted(commits)

@@ -31,6 +31,10 @@ CANCEL_KINDS: tuple[tuple[str, float], ...] = (
     ("opaque", 4),
 )
 """Mix of base cancellations by kind (see reason_texts.KIND_CATEGORY for categories)."""
+LATE_KINDS = frozenset({"timeout_inactive", "customer_refused", "supply_logistics"})
+"""The kinds whose cancellation can come days after the order: at or after delivery
+(`cancelled_plan`), up to 7 days after it for the activation timeout. Every other kind
+cancels before the order ships, within about two days."""
 
 REVIEW_DESK = (9 * HOUR, 21 * HOUR + 30 * MINUTE)
 COURIER_HOURS = (8 * HOUR, 20 * HOUR)

@@ -23,6 +23,7 @@ from .incidents import Incident, OpsBulkCancel
 from .lifecycle import (
     BASE_CANCEL_PROBABILITY,
     CANCEL_KINDS,
+    LATE_KINDS,
     Step,
     cancelled_plan,
     normal_plan,
@@ -59,12 +60,18 @@ def generate(
     daily_orders: int = 30_000,
     distributors: int = 2_000,
     lead_in: timedelta = timedelta(0),
+    late_lead_in: timedelta = timedelta(0),
     routine: bool = True,
 ) -> Iterator[OrderWrite]:
     """Every write to the order table with start <= commit time < end, in commit order.
 
     Orders are created from `start - lead_in` on; a lead-in fills the pipeline so that the
     window starts in a steady state (orders from earlier days still being cancelled).
+    `late_lead_in` reaches further back at a tenth of the cost: before the lead-in only
+    the orders drawn to cancel late (`LATE_KINDS`: at delivery, or by the 7-day
+    activation timeout) are made, so the window holds every night's activation sweep;
+    each such order is the same as in a full stream, and the cancellations in the window
+    are the full stream's, save the older orders an ops bulk action would catch.
     `routine` adds the platform's everyday noise that is not an incident: test orders and
     occasional ops bulk actions. Naive datetimes are Asia/Shanghai local time.
     """
@@ -73,7 +80,8 @@ def generate(
         raise ValueError("end must be after start")
     if daily_orders < 1:
         raise ValueError("daily_orders must be at least 1")
-    first = (lo - int(lead_in.total_seconds())) // HOUR * HOUR
+    full = (lo - int(lead_in.total_seconds())) // HOUR * HOUR
+    first = (full - int(late_lead_in.total_seconds())) // HOUR * HOUR
     world = World(seed, distributors)
     gen = _Generator(world, Traffic(daily_orders), seed, list(incidents), routine)
     if routine:
@@ -84,7 +92,7 @@ def generate(
     while True:
         nxt = bucket + HOUR
         if bucket < hi:
-            for commit, write in gen.bucket(bucket):
+            for commit, write in gen.bucket(bucket, late_only=bucket < full):
                 heapq.heappush(heap, (commit, next(tie), write))
         # writes of later buckets commit at or after their bucket's start
         while heap and (heap[0][0] < nxt or bucket >= hi):
@@ -142,8 +150,9 @@ class _Generator:
                 self.by_distributor.setdefault(only, []).append(i)
         self.holders += [i for i in incidents if type(i).hold is not Incident.hold]
 
-    def bucket(self, lo: int) -> list[tuple[int, OrderWrite]]:
-        """All writes of the orders created in the hour starting at lo."""
+    def bucket(self, lo: int, late_only: bool = False) -> list[tuple[int, OrderWrite]]:
+        """All writes of the orders created in the hour starting at lo (with `late_only`,
+        of those drawn to cancel late only: see `generate`)."""
         hi = lo + HOUR
         hour = lo // HOUR
         world = self.world
@@ -164,6 +173,8 @@ class _Generator:
             orng = Random((self.seed << 64) | ((hour & 0xFFFFFFFFFFF) << 20) | k)
             u = orng.random()
             kind: str | None = _KINDS[weighted_index(orng, _KIND_CUM)]
+            if late_only and kind not in LATE_KINDS:
+                continue  # its own random stream: skipping it changes no other order
             person, product, distributor, other_no = None, None, None, None
             if promo:
                 product, distributor = promo.product_index, promo.distributor_rank
@@ -183,6 +194,8 @@ class _Generator:
                 out += self._expand(draft, plan, orng, other_no)
             previous = draft
 
+        if late_only:
+            return out  # test orders and injected orders end within hours, not days
         if self.routine:
             out += self._test_orders(lo, hour, serial)
         for idx, incident in enumerate(self.incidents):
