@@ -229,10 +229,10 @@ def _status_table(parts: Any, feeder: Any) -> str:
         name = CATEGORY_NAMES_ZH.get(sig.category, sig.category)
         lines.append(f"  ALERT {sig.kind} {name} {sig.category} {scope}".rstrip()
                      + f": {sig.observed:g} in {sig.window_seconds / 60:g} min, "
-                     f"expected {sig.expected:.1f}")
+                     f"expected {sig.expected:.2g}")
         for c in sig.contributors[:2]:
             lines.append(f"        {c.dimension} {c.value}: {c.observed:g}, "
-                         f"expected {c.expected:.1f}")
+                         f"expected {c.expected:.2g}")
     if not active:
         lines.append("  alerts: none firing")
     return "\n".join(lines)
