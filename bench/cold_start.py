@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from watchdog.cli import setup_logging  # noqa: E402
 from watchdog.cli_demo import HISTORY_HOURS, INCIDENTS, SHANGHAI, demo_config  # noqa: E402
 from watchdog.config import Config  # noqa: E402
-from watchdog.demo_db import LATE_LEAD_IN, LEAD_IN, DemoFeeder, create_order_db  # noqa: E402
+from watchdog.demo_db import DemoFeeder, create_order_db  # noqa: E402
 from watchdog.detect.episodes import Transition  # noqa: E402
 from watchdog.replay import replay  # noqa: E402
 
@@ -46,7 +46,7 @@ def run(start: datetime, history: float, live: float, incident: bool
         cfg = Config.model_validate(demo_config(Path(tmp), 0, POLL.total_seconds()))
         engine = create_order_db(cfg.source.url)
         DemoFeeder(engine, start=start, history=timedelta(hours=history), incidents=injected,
-                   lead_in=LEAD_IN, late_lead_in=LATE_LEAD_IN).backfill(until=end)
+                   lead_in=True).backfill(until=end)
         engine.dispose()
 
         def seen(t: Transition) -> None:

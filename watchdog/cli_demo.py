@@ -118,7 +118,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     from .cli import setup_logging
     from .config import Config
     from .daemon import run_daemon
-    from .demo_db import LATE_LEAD_IN, LEAD_IN, DemoFeeder, create_order_db
+    from .demo_db import DemoFeeder, create_order_db
     from .lease import lease_for
     from .wiring import assemble
 
@@ -133,8 +133,7 @@ def demo(speed: float, duration: float | None, history: float, directory: Path |
     start = datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
     injected = [INCIDENTS[incident](start + timedelta(minutes=20))] if incident else []
     feeder = DemoFeeder(engine, speed=speed, seed=seed, start=start,
-                        history=timedelta(hours=history), incidents=injected, lead_in=LEAD_IN,
-                        late_lead_in=LATE_LEAD_IN)
+                        history=timedelta(hours=history), incidents=injected, lead_in=True)
     click.echo(f"cancel-watchdog demo: order database {directory / 'orders.db'}")
     written = _backfill(feeder)
     click.echo(f"  backfilled {written} rows of simulated history ({history:g} h); "

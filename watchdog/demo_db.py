@@ -191,8 +191,7 @@ class DemoFeeder:
         incidents: Sequence[Incident] = (),
         table: str = "orders",
         daily_orders: int = 30_000,
-        lead_in: timedelta = timedelta(0),
-        late_lead_in: timedelta = timedelta(0),
+        lead_in: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if speed <= 0:
@@ -203,15 +202,16 @@ class DemoFeeder:
         self.speed = speed
         self._clock = clock
         self._wall0: float | None = None
-        # a lead-in starts the history in a steady state: orders created before it are
-        # still being cancelled (the nightly timeout sweeps of earlier days' orders);
-        # their rows are written whole at their first write
+        # `lead_in` starts the history in a steady state (`LEAD_IN`, `LATE_LEAD_IN`):
+        # orders created before it are still being cancelled (the nightly timeout sweeps
+        # of earlier days' orders); their rows are written whole at their first write
         self.first = self.start - history
         """Where the history (the stream written) begins."""
         self._writer = _Writer(engine, table, adopt_before=self.first if lead_in else None)
+        full, late = (LEAD_IN, LATE_LEAD_IN) if lead_in else (timedelta(0), timedelta(0))
         self._stream: Iterator[OrderWrite] = generate(
             self.first, self.start + HORIZON, seed=seed, incidents=incidents,
-            daily_orders=daily_orders, lead_in=lead_in, late_lead_in=late_lead_in,
+            daily_orders=daily_orders, lead_in=full, late_lead_in=late,
         )
         self._next: OrderWrite | None = next(self._stream, None)
         self._lock = threading.Lock()

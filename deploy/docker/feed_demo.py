@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from watchdog.demo_db import LEAD_IN, DemoFeeder, create_order_db
+from watchdog.demo_db import DemoFeeder, create_order_db
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                   "`docker compose down -v`", flush=True)
             return 0
     feeder = DemoFeeder(engine, speed=args.speed, seed=args.seed,
-                        history=timedelta(hours=args.history), lead_in=LEAD_IN)
+                        history=timedelta(hours=args.history), lead_in=True)
     print(f"feed_demo: backfilled {feeder.backfill()} rows; streaming at {args.speed:g}x",
           flush=True)
     stop = threading.Event()
