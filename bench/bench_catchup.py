@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sqlite3
@@ -48,8 +49,10 @@ import psycopg
 import sqlalchemy as sa
 from benchdata import (
     PG_URL,
+    POOL_COLUMNS,
     build_orders,
     libpq_url,
+    reason_pool,
     source_yaml,
     unique,
     write_config,
@@ -63,9 +66,11 @@ Page = Sequence[tuple[Any, ...]]
 
 
 def raw_rate(config: Path, expected: int,
-             per_page: Callable[[Page], None] | None = None) -> tuple[float, int]:
+             per_page: Callable[[Page], None] | None = None,
+             cpu: dict[str, float] | None = None) -> tuple[float, int]:
     """(seconds, rows) for psycopg paging through the table with the watchdog's SELECT;
-    `per_page` (the floor) runs on each page's rows inside the measured time."""
+    `per_page` (the floor) runs on each page's rows inside the measured time. `cpu`, if
+    given, receives the CPU seconds of this process and of its PostgreSQL backend."""
     cfg = load_config(config).source
     source = OrderSource(cfg)
     dialect = source.engine.dialect
@@ -82,7 +87,8 @@ def raw_rate(config: Path, expected: int,
     first_params.update(wd_lo=local)
     rows = 0
     began = time.perf_counter()
-    with psycopg.connect(libpq_url(), options=f"-c TimeZone={cfg.zone.key}") as conn:
+    with psycopg.connect(libpq_url(), options=f"-c TimeZone={cfg.zone.key}") as conn, \
+            _CpuSplit(conn.info.backend_pid, cpu):
         sql, params = first_sql, first_params
         while True:
             with conn.cursor() as cur:
@@ -101,6 +107,30 @@ def raw_rate(config: Path, expected: int,
     if rows != expected:
         raise SystemExit(f"raw pass read {rows} rows, expected {expected}")
     return seconds, rows
+
+
+class _CpuSplit:
+    """Records, into `out` (when given), the CPU seconds this process and a PostgreSQL
+    backend (by pid, on this machine: /proc) spend inside the `with` block."""
+
+    def __init__(self, backend_pid: int, out: dict[str, float] | None) -> None:
+        self.pid, self.out = backend_pid, out
+
+    def _now(self) -> tuple[float, float]:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        mine = os.times()
+        return mine.user + mine.system, (int(fields[11]) + int(fields[12])) / ticks
+
+    def __enter__(self) -> _CpuSplit:
+        if self.out is not None:
+            self.start = self._now()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.out is not None:
+            end = self._now()
+            self.out.update(client=end[0] - self.start[0], backend=end[1] - self.start[1])
 
 
 FLOORS = ("per-row loop", "+ keys written", "+ keys and events written")
@@ -145,9 +175,10 @@ VECTOR_FLOORS = (
 
 
 def arrow_rate(config: Path, expected: int,
-               per_page: Callable[[Any], None] | None = None) -> float:
+               per_page: Callable[[Any], None] | None = None,
+               cpu: dict[str, float] | None = None) -> float:
     """Seconds for ADBC to page through the table with the watchdog's SELECT into Arrow
-    tables (the keyset as in `raw_rate`); `per_page` runs on each page, timed."""
+    tables (the keyset and `cpu` as in `raw_rate`); `per_page` runs on each page, timed."""
     import adbc_driver_postgresql.dbapi as adbc
     from sqlalchemy.dialects import postgresql
 
@@ -157,30 +188,34 @@ def arrow_rate(config: Path, expected: int,
     start = datetime.now(UTC) - cfg.initial_lookback
     local = start.astimezone(cfg.zone).replace(tzinfo=None)
 
-    def compiled(after: Cursor, **values: Any) -> tuple[str, list[Any]]:
+    def compiled(after: Cursor) -> tuple[str, Callable[..., list[Any]]]:
+        """The SQL, compiled once, and its positional parameters with some replaced."""
         c = source.fetch_statement(after, cfg.batch_size).compile(
             dialect=dialect, compile_kwargs={"render_postcompile": True})
-        params = {**c.params, **values}
-        return c.string, [params[k] for k in c.positiontup or ()]
+        order, fixed = list(c.positiontup or ()), dict(c.params)
+        return c.string, lambda **values: [{**fixed, **values}[k] for k in order]
 
-    next_sql, _ = compiled(Cursor(start, 0))
-    sql, params = compiled(Cursor(start, None), wd_lo=local)
+    first_sql, first_params = compiled(Cursor(start, None))
+    next_sql, next_params = compiled(Cursor(start, 0))
+    sql, params = first_sql, first_params(wd_lo=local)
     rows = 0
     began = time.perf_counter()
     with adbc.connect(libpq_url()) as conn, conn.cursor() as cur:
-        cur.execute(f"SET TimeZone = '{cfg.zone.key}'")
-        while True:
-            cur.execute(sql, params)
-            page = cur.fetch_arrow_table()
-            conn.commit()
-            if per_page is not None:
-                per_page(page)
-            rows += page.num_rows
-            if page.num_rows < cfg.batch_size:
-                break
-            last_id, last_at = page.column(0)[-1].as_py(), page.column(2)[-1].as_py()
-            sql, params = next_sql, compiled(Cursor(start, 0), wd_lo=last_at, wd_hi=last_at,
-                                             wd_after_id=last_id)[1]
+        cur.execute("SELECT pg_backend_pid()")
+        with _CpuSplit(cur.fetchone()[0], cpu):
+            cur.execute(f"SET TimeZone = '{cfg.zone.key}'")
+            while True:
+                cur.execute(sql, params)
+                page = cur.fetch_arrow_table()
+                conn.commit()
+                if per_page is not None:
+                    per_page(page)
+                rows += page.num_rows
+                if page.num_rows < cfg.batch_size:
+                    break
+                last_id, last_at = page.column(0)[-1].as_py(), page.column(2)[-1].as_py()
+                sql, params = next_sql, next_params(wd_lo=last_at, wd_hi=last_at,
+                                                    wd_after_id=last_id)
     seconds = time.perf_counter() - began
     source.close()
     if rows != expected:
@@ -216,15 +251,18 @@ def vector_floor_rate(config: Path, expected: int, tmp: str, variant: str) -> fl
     for table in ("events", "keyed"):
         db.execute(f"CREATE INDEX {table}_time ON {table} (event_time)")
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    shares: list[float] = []  # distinct texts / rows, per page
 
     def per_page(page: Any) -> None:
-        if level == 0:
+        if level == 0 or not page.num_rows:
             return
         ids = pc.cast(page.column(0), pa.string()).to_pylist()
         statuses = page.column(1).to_pylist()
         times = pc.cast(page.column(2), pa.string()).to_pylist()
         if level == 4:
-            for text in pc.unique(page.column(3)).to_pylist():
+            distinct = pc.unique(page.column(3)).to_pylist()
+            shares.append(len(distinct) / page.num_rows)
+            for text in distinct:
                 reason = current_reason(text, zone)[0]
                 rules.classify(reason)
                 if reason:
@@ -246,6 +284,39 @@ def vector_floor_rate(config: Path, expected: int, tmp: str, variant: str) -> fl
         return arrow_rate(config, expected, per_page)
     finally:
         db.close()
+        if shares:
+            print(f"  distinct texts per page: {sum(shares) / len(shares):.0%} of its rows "
+                  f"on average", flush=True)
+
+
+def text_costs(config: Path) -> dict[str, float]:
+    """µs per distinct reason text of the tables' pool: reading (`current_reason`),
+    classifying (default rules, no cache) and masking, best of 3 passes."""
+    from watchdog.privacy import mask_text
+    from watchdog.rules import load_rules
+    from watchdog.timeline import current_reason
+
+    zone = load_config(config).source.zone
+    rules = load_rules(cache_size=0)
+    at = POOL_COLUMNS.index("remark")
+    texts = list(dict.fromkeys(r[at] for r in reason_pool() if r[at] is not None))
+    best: dict[str, float] = {}
+    for _ in range(3):
+        began = time.perf_counter()
+        reasons = [current_reason(t, zone)[0] for t in texts]
+        read = time.perf_counter()
+        for reason in reasons:
+            rules.classify(reason)
+        classified = time.perf_counter()
+        for reason in reasons:
+            if reason:
+                mask_text(reason)
+        masked = time.perf_counter()
+        for stage, seconds in (("read", read - began), ("classify", classified - read),
+                               ("mask", masked - classified)):
+            per_text = seconds * 1e6 / len(texts)
+            best[stage] = min(best.get(stage, per_text), per_text)
+    return {"texts": len(texts), **best}
 
 
 def watchdog_child(config: Path) -> None:
@@ -355,6 +426,19 @@ def main() -> None:
                 raw_best = min(raw_best, raw_rate(raw_config, args.rows)[0])
                 floors.append((variant, raw_best, seconds))
                 print(f"  floor, {variant}: {args.rows / seconds:,.0f} rows/s", flush=True)
+            if args.vector_floor:
+                costs = text_costs(raw_config)
+                print(f"  per distinct text ({costs['texts']:,} texts): read "
+                      f"{costs['read']:.1f} µs, classify {costs['classify']:.1f} µs, "
+                      f"mask {costs['mask']:.1f} µs", flush=True)
+                for name, measure in (("raw psycopg", lambda c: raw_rate(
+                        raw_config, args.rows, cpu=c)[0]), ("Arrow", lambda c: arrow_rate(
+                        raw_config, args.rows, cpu=c))):
+                    cpu: dict[str, float] = {}
+                    seconds = measure(cpu)
+                    print(f"  CPU of the {name} pass: {seconds:.2f} s wall, client "
+                          f"{cpu['client']:.2f} s, PostgreSQL backend {cpu['backend']:.2f} s",
+                          flush=True)
             for variant in VECTOR_FLOORS if args.vector_floor else ():
                 seconds = vector_floor_rate(raw_config, args.rows, tmp, variant)
                 raw_best = min(raw_best, raw_rate(raw_config, args.rows)[0])
