@@ -431,11 +431,13 @@ def main() -> None:
                 print(f"  per distinct text ({costs['texts']:,} texts): read "
                       f"{costs['read']:.1f} µs, classify {costs['classify']:.1f} µs, "
                       f"mask {costs['mask']:.1f} µs", flush=True)
-                for name, measure in (("raw psycopg", lambda c: raw_rate(
-                        raw_config, args.rows, cpu=c)[0]), ("Arrow", lambda c: arrow_rate(
-                        raw_config, args.rows, cpu=c))):
-                    cpu: dict[str, float] = {}
-                    seconds = measure(cpu)
+                raw_cpu: dict[str, float] = {}
+                arrow_cpu: dict[str, float] = {}
+                passes = (("raw psycopg", raw_rate(raw_config, args.rows, cpu=raw_cpu)[0],
+                           raw_cpu),
+                          ("Arrow", arrow_rate(raw_config, args.rows, cpu=arrow_cpu),
+                           arrow_cpu))
+                for name, seconds, cpu in passes:
                     print(f"  CPU of the {name} pass: {seconds:.2f} s wall, client "
                           f"{cpu['client']:.2f} s, PostgreSQL backend {cpu['backend']:.2f} s",
                           flush=True)
