@@ -421,11 +421,6 @@ def main() -> None:
                 print(f"  watchdog, {state} state: {args.rows / ours['seconds']:,.0f} rows/s, "
                       f"{ours['polls']} polls, peak RSS {ours['peak_rss_mb']:.0f} MB",
                       flush=True)
-            for variant in FLOORS if args.floor else ():
-                seconds = floor_rate(raw_config, args.rows, tmp, variant)
-                raw_best = min(raw_best, raw_rate(raw_config, args.rows)[0])
-                floors.append((variant, raw_best, seconds))
-                print(f"  floor, {variant}: {args.rows / seconds:,.0f} rows/s", flush=True)
             if args.vector_floor:
                 costs = text_costs(raw_config)
                 print(f"  per distinct text ({costs['texts']:,} texts): read "
@@ -441,12 +436,14 @@ def main() -> None:
                     print(f"  CPU of the {name} pass: {seconds:.2f} s wall, client "
                           f"{cpu['client']:.2f} s, PostgreSQL backend {cpu['backend']:.2f} s",
                           flush=True)
-            for variant in VECTOR_FLOORS if args.vector_floor else ():
-                seconds = vector_floor_rate(raw_config, args.rows, tmp, variant)
+            runs = [*((v, v, floor_rate) for v in (FLOORS if args.floor else ())),
+                    *((f"vectorised: {v}", v, vector_floor_rate)
+                      for v in (VECTOR_FLOORS if args.vector_floor else ()))]
+            for label, variant, rate in runs:
+                seconds = rate(raw_config, args.rows, tmp, variant)
                 raw_best = min(raw_best, raw_rate(raw_config, args.rows)[0])
-                floors.append((f"vectorised: {variant}", raw_best, seconds))
-                print(f"  vectorised floor, {variant}: {args.rows / seconds:,.0f} rows/s",
-                      flush=True)
+                floors.append((label, raw_best, seconds))
+                print(f"  floor, {label}: {args.rows / seconds:,.0f} rows/s", flush=True)
     finally:
         table.drop()
         conn.close()
