@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import sqlite3
@@ -45,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import sqlalchemy as sa
 from benchdata import (
@@ -65,31 +65,48 @@ from watchdog.source import OrderSource
 Page = Sequence[tuple[Any, ...]]
 
 
+class _Keyset:
+    """The watchdog's own SELECT (`OrderSource.fetch_statement`) compiled once for a
+    driver's `dialect`: `first` reads from the start of the look-back, `after(id, at)` the
+    page after the row (id, at), as the watchdog's keyset does."""
+
+    def __init__(self, config: Path, dialect: Any | None = None) -> None:
+        self.cfg = load_config(config).source
+        source = OrderSource(self.cfg)
+        start = datetime.now(UTC) - self.cfg.initial_lookback
+        first, self._next = (
+            source.fetch_statement(Cursor(start, oid), self.cfg.batch_size).compile(
+                dialect=dialect or source.engine.dialect,
+                compile_kwargs={"render_postcompile": True})
+            for oid in (None, 0))
+        source.close()
+        local = start.astimezone(self.cfg.zone).replace(tzinfo=None)
+        self.first = first.string, self._bind(first, wd_lo=local)
+
+    def after(self, last_id: Any, last_at: Any) -> tuple[str, Any]:
+        return self._next.string, self._bind(self._next, wd_lo=last_at, wd_hi=last_at,
+                                             wd_after_id=last_id)
+
+    @staticmethod
+    def _bind(compiled: Any, **values: Any) -> Any:
+        """Parameters as the driver takes them: by name, or by position ($1..$n)."""
+        params = {**compiled.params, **values}
+        return [params[k] for k in compiled.positiontup] if compiled.positional else params
+
+
 def raw_rate(config: Path, expected: int,
              per_page: Callable[[Page], None] | None = None,
              cpu: dict[str, float] | None = None) -> tuple[float, int]:
     """(seconds, rows) for psycopg paging through the table with the watchdog's SELECT;
     `per_page` (the floor) runs on each page's rows inside the measured time. `cpu`, if
     given, receives the CPU seconds of this process and of its PostgreSQL backend."""
-    cfg = load_config(config).source
-    source = OrderSource(cfg)
-    dialect = source.engine.dialect
-    start = datetime.now(UTC) - cfg.initial_lookback
-
-    def compiled(after: Cursor) -> tuple[str, dict[str, Any]]:
-        c = source.fetch_statement(after, cfg.batch_size).compile(
-            dialect=dialect, compile_kwargs={"render_postcompile": True})
-        return c.string, dict(c.params)
-
-    first_sql, first_params = compiled(Cursor(start, None))
-    next_sql, next_params = compiled(Cursor(start, 0))
-    local = start.astimezone(cfg.zone).replace(tzinfo=None)
-    first_params.update(wd_lo=local)
+    keyset = _Keyset(config)
+    cfg = keyset.cfg
     rows = 0
     began = time.perf_counter()
     with psycopg.connect(libpq_url(), options=f"-c TimeZone={cfg.zone.key}") as conn, \
             _CpuSplit(conn.info.backend_pid, cpu):
-        sql, params = first_sql, first_params
+        sql, params = keyset.first
         while True:
             with conn.cursor() as cur:
                 page = cur.execute(sql, params).fetchall()
@@ -99,11 +116,8 @@ def raw_rate(config: Path, expected: int,
             rows += len(page)
             if len(page) < cfg.batch_size:
                 break
-            last_id, last_at = page[-1][0], page[-1][2]
-            sql, params = next_sql, {**next_params, "wd_lo": last_at, "wd_hi": last_at,
-                                     "wd_after_id": last_id}
+            sql, params = keyset.after(page[-1][0], page[-1][2])
     seconds = time.perf_counter() - began
-    source.close()
     if rows != expected:
         raise SystemExit(f"raw pass read {rows} rows, expected {expected}")
     return seconds, rows
@@ -111,20 +125,17 @@ def raw_rate(config: Path, expected: int,
 
 class _CpuSplit:
     """Records, into `out` (when given), the CPU seconds this process and a PostgreSQL
-    backend (by pid, on this machine: /proc) spend inside the `with` block."""
+    backend (by pid, so on this machine) spend inside the `with` block."""
 
     def __init__(self, backend_pid: int, out: dict[str, float] | None) -> None:
-        self.pid, self.out = backend_pid, out
+        self.out = out
+        self.procs = (psutil.Process(), psutil.Process(backend_pid)) if out is not None else ()
 
-    def _now(self) -> tuple[float, float]:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        mine = os.times()
-        return mine.user + mine.system, (int(fields[11]) + int(fields[12])) / ticks
+    def _now(self) -> list[float]:
+        return [sum(p.cpu_times()[:2]) for p in self.procs]  # user + system
 
     def __enter__(self) -> _CpuSplit:
-        if self.out is not None:
-            self.start = self._now()
+        self.start = self._now()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -182,28 +193,16 @@ def arrow_rate(config: Path, expected: int,
     import adbc_driver_postgresql.dbapi as adbc
     from sqlalchemy.dialects import postgresql
 
-    cfg = load_config(config).source
-    source = OrderSource(cfg)
-    dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # ADBC binds $1..$n
-    start = datetime.now(UTC) - cfg.initial_lookback
-    local = start.astimezone(cfg.zone).replace(tzinfo=None)
-
-    def compiled(after: Cursor) -> tuple[str, Callable[..., list[Any]]]:
-        """The SQL, compiled once, and its positional parameters with some replaced."""
-        c = source.fetch_statement(after, cfg.batch_size).compile(
-            dialect=dialect, compile_kwargs={"render_postcompile": True})
-        order, fixed = list(c.positiontup or ()), dict(c.params)
-        return c.string, lambda **values: [{**fixed, **values}[k] for k in order]
-
-    first_sql, first_params = compiled(Cursor(start, None))
-    next_sql, next_params = compiled(Cursor(start, 0))
-    sql, params = first_sql, first_params(wd_lo=local)
+    # ADBC binds $1..$n
+    keyset = _Keyset(config, postgresql.psycopg.dialect(paramstyle="numeric_dollar"))
+    cfg = keyset.cfg
     rows = 0
     began = time.perf_counter()
     with adbc.connect(libpq_url()) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         with _CpuSplit(cur.fetchone()[0], cpu):
             cur.execute(f"SET TimeZone = '{cfg.zone.key}'")
+            sql, params = keyset.first
             while True:
                 cur.execute(sql, params)
                 page = cur.fetch_arrow_table()
@@ -213,11 +212,9 @@ def arrow_rate(config: Path, expected: int,
                 rows += page.num_rows
                 if page.num_rows < cfg.batch_size:
                     break
-                last_id, last_at = page.column(0)[-1].as_py(), page.column(2)[-1].as_py()
-                sql, params = next_sql, next_params(wd_lo=last_at, wd_hi=last_at,
-                                                    wd_after_id=last_id)
+                sql, params = keyset.after(page.column(0)[-1].as_py(),
+                                           page.column(2)[-1].as_py())
     seconds = time.perf_counter() - began
-    source.close()
     if rows != expected:
         raise SystemExit(f"Arrow pass read {rows} rows, expected {expected}")
     return seconds
@@ -235,7 +232,7 @@ def vector_floor_rate(config: Path, expected: int, tmp: str, variant: str) -> fl
 
     level = VECTOR_FLOORS.index(variant)
     zone = load_config(config).source.zone
-    rules = load_rules()
+    rules = load_rules() if level == 4 else None
     db = sqlite3.connect(f"{tmp}/vector-floor-{level}.db")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
@@ -262,6 +259,7 @@ def vector_floor_rate(config: Path, expected: int, tmp: str, variant: str) -> fl
         if level == 4:
             distinct = pc.unique(page.column(3)).to_pylist()
             shares.append(len(distinct) / page.num_rows)
+            assert rules is not None
             for text in distinct:
                 reason = current_reason(text, zone)[0]
                 rules.classify(reason)
